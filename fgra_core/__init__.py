@@ -1,0 +1,3 @@
+"""FGRA reproduction: data, model, training and evaluation for video person re-ID."""
+
+__version__ = "0.1.0"
