@@ -1,0 +1,79 @@
+"""Training checkpoints: written atomically every epoch, read back for ``resume``."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import FGRAError
+from ..io import atomic_torch_save
+
+LAST = "last.pt"
+
+
+def rng_state() -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(ckpt_dir: str | Path, *, epoch: int, model, optimizer, scheduler, scaler, history: list,
+                    config: dict, extra: dict | None = None) -> Path:
+    """Write ``last.pt`` atomically (a kill at any moment leaves the previous one intact)."""
+    state = {
+        "epoch": epoch,
+        "model": _unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "history": history,
+        "config": config,
+        "rng": rng_state(),
+        "extra": extra or {},
+    }
+    return atomic_torch_save(state, Path(ckpt_dir) / LAST)
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file named
+        raise FGRAError(f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); "
+                        "expected a file written by fgra_core training") from exc
+
+
+def find_last(ckpt_dir: str | Path) -> Path | None:
+    path = Path(ckpt_dir) / LAST
+    return path if path.is_file() else None
+
+
+def load_model_weights(model, path: str | Path) -> dict:
+    """Load the model weights of a checkpoint (a run folder or a ``.pt`` file); return the checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        found = find_last(path / "checkpoints") or find_last(path)
+        if found is None:
+            raise FGRAError(f"no checkpoint in {path} (expected {path / 'checkpoints' / LAST})")
+        path = found
+    ckpt = load_checkpoint(path)
+    _unwrap(model).load_state_dict(ckpt["model"])
+    return ckpt
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
