@@ -123,10 +123,15 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
     use_amp, amp_dtype, scaler = _amp_setup(cfg, device)
 
+    done = _finished_result(run_dir, cfg) if cfg.resume else None
+    if done is not None:
+        return done  # a finished run is never recomputed nor rewritten
+
     start_epoch, history = 0, []
     last = ckpt_lib.find_last(ckpt_dir) if cfg.resume else None
     if last is not None:
         state = ckpt_lib.load_checkpoint(last, map_location=device)
+        _check_compatible(state.get("config", {}), cfg, last)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -207,6 +212,50 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
         }
         atomic_write_json(run_dir / RESULTS_FILE, result)
     barrier(dinfo)
+    return result
+
+
+# Settings that may change between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = {"resume", "device", "train.epochs", "train.eval_every", "data.num_workers", "data.cache_dir"}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _check_compatible(saved: dict, cfg: RunConfig, where: Path) -> None:
+    from ..errors import ConfigError
+
+    a, b = _flat(saved), _flat(to_dict(cfg))
+    diff = sorted(k for k in set(a) | set(b)
+                  if k not in _RESUMABLE_CHANGES and not k.startswith("eval.") and a.get(k) != b.get(k))
+    if diff:
+        shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:6])
+        raise ConfigError(f"{where} was written by a run with other settings ({shown}); "
+                          "use another run_dir, or set resume: false to start over")
+
+
+def _finished_result(run_dir: Path, cfg: RunConfig) -> dict | None:
+    path = run_dir / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if result.get("status") != "finished":
+        return None
+    ignore = {"resume", "device", "data.num_workers", "data.cache_dir"}
+    a, b = _flat(result.get("config", {})), _flat(to_dict(cfg))
+    if {k: v for k, v in a.items() if k not in ignore} != {k: v for k, v in b.items() if k not in ignore}:
+        return None
     return result
 
 
