@@ -1,0 +1,225 @@
+"""Frame ordering, image decoding with clear errors, and the uint8 frame cache.
+
+* :func:`sort_frames` orders frame files numerically by the frame index in the file name
+  (the last run of digits of the stem: ``0003C4T0003F001.jpg`` -> 1, ``0010.png`` -> 10,
+  ``person_0001_10.png`` -> 10), never by string order or unsorted ``glob``.
+* :func:`read_image` decodes one image to ``uint8 [H, W, 3]`` and raises
+  :class:`~fgra_core.errors.DatasetError` naming the file when it is missing, empty or corrupt.
+* :class:`FrameCache` keeps decoded frames as uint8, in a per-process dict or in memmap files
+  under a cache folder (shared by loader workers and by later runs), so that a frame is
+  decoded at most once.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from fgra_core.errors import DatasetError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+_DIGITS = re.compile(r"(\d+)")
+
+
+def frame_index(path: str | os.PathLike) -> int | None:
+    """The frame index of a file name: the last run of digits of its stem (None if none)."""
+    stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    runs = _DIGITS.findall(stem)
+    return int(runs[-1]) if runs else None
+
+
+def _sort_key(path: str) -> tuple:
+    idx = frame_index(path)
+    return (0 if idx is not None else 1, idx if idx is not None else 0, os.path.basename(path), path)
+
+
+def sort_frames(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Frame paths ordered numerically by frame index (names without digits go last, by name)."""
+    return sorted((os.fspath(p) for p in paths), key=_sort_key)
+
+
+def is_numerically_ordered(paths: Sequence[str]) -> bool:
+    idx = [frame_index(p) for p in paths]
+    if any(i is None for i in idx):
+        return False
+    return all(a < b for a, b in zip(idx, idx[1:]))
+
+
+def list_frames(folder: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[str]:
+    """Image files of ``folder`` in numeric frame order."""
+    folder = Path(folder)
+    names = [e.name for e in os.scandir(folder) if e.is_file() and e.name.lower().endswith(tuple(extensions))]
+    return sort_frames(str(folder / n) for n in names)
+
+
+def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode an image file to RGB ``uint8 [H, W, 3]`` (resized to ``size=(H, W)`` if given)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = os.fspath(path)
+    try:
+        nbytes = os.path.getsize(path)
+    except OSError as exc:
+        raise DatasetError(f"frame image {path} cannot be read ({exc.strerror}); expected an RGB JPEG/PNG file") from exc
+    if nbytes == 0:
+        raise DatasetError(f"frame image {path} is empty (0 bytes); expected an RGB JPEG/PNG file")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if size is not None and (img.height, img.width) != tuple(size):
+                img = img.resize((int(size[1]), int(size[0])), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DatasetError(f"frame image {path} is corrupt or not an image ({exc}); expected an RGB JPEG/PNG file") from exc
+    return arr
+
+
+# --------------------------------------------------------------------------- cache
+
+_MAGIC = b"FGRAFRM1"
+_HEADER = 64  # bytes: magic + (T, H, W) as int64 + padding
+
+
+def _tracklet_key(frames: Sequence[str], size: tuple[int, int] | None) -> str:
+    h = hashlib.sha1()
+    h.update(repr(size).encode())
+    for p in frames:
+        h.update(os.fspath(p).encode("utf-8", "surrogateescape"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class _MemEntry:
+    __slots__ = ("data", "filled")
+
+    def __init__(self, t: int, h: int, w: int):
+        self.data = np.empty((t, h, w, 3), np.uint8)
+        self.filled = np.zeros(t, bool)
+
+
+class FrameCache:
+    """Decoded uint8 frames of path-based tracklets; a frame is decoded at most once.
+
+    ``cache_dir=None`` keeps frames in a dict of this process (each DataLoader worker has its
+    own). With ``cache_dir`` every tracklet is one memmap file ``<sha1>.frames`` holding a
+    header, one "decoded" flag byte per frame and the frames ``[T, H, W, 3]``; workers and later
+    runs share it. Frames of a tracklet are stored at the size of its first frame (or at
+    ``size=(H, W)`` when given, which also shrinks the cache).
+
+    ``decoded`` counts image decodes done by this instance (to check that later epochs do none).
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None, size: tuple[int, int] | None = None):
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.size = tuple(int(s) for s in size) if size is not None else None
+        self.decoded = 0
+        self._mem: dict[str, _MemEntry] = {}
+        self._maps: dict[str, np.memmap] = {}
+        if self.cache_dir is not None:
+            try:
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatasetError(f"frame cache folder {self.cache_dir} cannot be created ({exc})") from exc
+
+    # pickling (DataLoader workers): open memmaps are not sent, each process reopens them
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_maps"] = {}
+        return state
+
+    def __len__(self) -> int:
+        return len(self._mem) + len(self._maps)
+
+    def get(self, tracklet, indices: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Frames ``indices`` (default all) of ``tracklet`` as uint8 ``[len(indices), H, W, 3]``."""
+        frames = tracklet.frames if hasattr(tracklet, "frames") else tracklet
+        if isinstance(frames, np.ndarray):
+            return frames if indices is None else frames[np.asarray(indices, dtype=np.int64)]
+        frames = tuple(frames)
+        if len(frames) == 0:
+            name = getattr(tracklet, "name", "") or "(unnamed)"
+            raise DatasetError(f"empty tracklet {name}: every tracklet needs at least one frame")
+        idx = np.arange(len(frames)) if indices is None else np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(frames)):
+            raise IndexError(f"frame indices {idx.tolist()} out of range for a tracklet of {len(frames)} frames")
+        key = _tracklet_key(frames, self.size)
+        if self.cache_dir is None:
+            data, filled = self._mem_entry(key, frames)
+        else:
+            data, filled = self._map_entry(key, frames)
+        missing = np.unique(idx[~filled[idx]]) if idx.size else idx
+        for i in missing:
+            data[i] = self._decode(frames[i], data.shape[1:3])
+            filled[i] = True  # flag after data: a reader that sees the flag sees the frame
+        return np.array(data[idx])
+
+    # ---------------------------------------------------------------- internals
+    def _decode(self, path: str, size) -> np.ndarray:
+        self.decoded += 1
+        return read_image(path, size=tuple(size))
+
+    def _first_shape(self, frames) -> tuple[np.ndarray, tuple[int, int]]:
+        first = read_image(frames[0], size=self.size)
+        self.decoded += 1
+        return first, first.shape[:2]
+
+    def _mem_entry(self, key, frames):
+        entry = self._mem.get(key)
+        if entry is None:
+            first, (h, w) = self._first_shape(frames)
+            entry = _MemEntry(len(frames), h, w)
+            entry.data[0] = first
+            entry.filled[0] = True
+            self._mem[key] = entry
+        return entry.data, entry.filled
+
+    def _map_entry(self, key, frames):
+        t = len(frames)
+        mm = self._maps.get(key)
+        if mm is None:
+            path = self.cache_dir / f"{key}.frames"
+            if not path.exists():
+                self._create_map(path, frames)
+            mm = self._open_map(path, t)
+            self._maps[key] = mm
+        h, w = self._read_hw(mm)
+        filled = mm[_HEADER:_HEADER + t].view(np.bool_)
+        data = mm[_HEADER + t:].reshape(t, h, w, 3)
+        return data, filled
+
+    def _read_hw(self, mm) -> tuple[int, int]:
+        t, h, w = np.frombuffer(bytes(mm[8:32]), dtype="<i8")
+        return int(h), int(w)
+
+    def _create_map(self, path: Path, frames) -> None:
+        first, (h, w) = self._first_shape(frames)
+        t = len(frames)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        total = _HEADER + t + t * h * w * 3
+        with open(tmp, "wb") as fh:
+            fh.truncate(total)
+        mm = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=(total,))
+        mm[:8] = np.frombuffer(_MAGIC, np.uint8)
+        mm[8:32] = np.frombuffer(np.array([t, h, w], "<i8").tobytes(), np.uint8)
+        mm[_HEADER + t:_HEADER + t + h * w * 3] = first.reshape(-1)
+        mm[_HEADER] = 1
+        mm.flush()
+        del mm
+        os.replace(tmp, path)  # another process may have won the race: both files are valid
+
+    def _open_map(self, path: Path, t: int) -> np.memmap:
+        try:
+            mm = np.memmap(path, dtype=np.uint8, mode="r+")
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"frame cache file {path} cannot be opened ({exc}); delete it to rebuild") from exc
+        if bytes(mm[:8]) != _MAGIC or int(np.frombuffer(bytes(mm[8:16]), "<i8")[0]) != t:
+            raise DatasetError(f"frame cache file {path} is not a frame cache for this tracklet; delete it to rebuild")
+        h, w = self._read_hw(mm)
+        if mm.size != _HEADER + t + t * h * w * 3:
+            raise DatasetError(f"frame cache file {path} is truncated; delete it to rebuild")
+        return mm
