@@ -35,12 +35,16 @@ class SyntheticConfig:
     num_train_ids: int = 48
     num_test_ids: int = 48
     num_cams: int = 2
-    tracklets_per_cam: int = 1
+    tracklets_per_id: int = 1  # per camera
     min_frames: int = 12
     max_frames: int = 24
     height: int = 128
     width: int = 64
-    misalignment: float = 1.0
+    misalignment: float = 1.0  # 0 = perfectly aligned crops
+    occlusion_p: float = 0.25
+    clutter: float = 1.0
+    camera_shift: float = 1.0
+    noise_std: float = 6.0
     seed: int = 0
 
 
@@ -68,7 +72,7 @@ class ModelConfig:
     weights: str = "imagenet"
     num_regions: int = 4
     last_stride: int = 1
-    center_mode: Literal["learned", "sequence-mean"] = "learned"
+    centers: Literal["learned", "mean"] = "learned"  # consistency term's c_i (docs/reproduction_notes.md)
 
 
 @dataclass

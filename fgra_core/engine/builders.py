@@ -8,6 +8,7 @@ import torch
 from ..config import RunConfig
 from ..data.frames import FrameCache
 from ..data.loaders import build_train_loader
+from ..data.transforms import ClipTransform
 from ..data.registry import build_dataset
 from ..data.records import VideoDataset
 from ..losses import FGRALoss
@@ -24,7 +25,9 @@ class RunData:
 def build_data(cfg: RunConfig) -> RunData:
     d = cfg.data
     if d.dataset == "synthetic":
-        dataset = build_dataset("synthetic", **asdict(d.synthetic))
+        syn = asdict(d.synthetic)
+        syn["frames_per_tracklet"] = (syn.pop("min_frames"), syn.pop("max_frames"))
+        dataset = build_dataset("synthetic", **syn)
     else:
         dataset = build_dataset(d.dataset, d.root, split_id=d.split_id, split_file=d.split_file)
     return RunData(dataset=dataset, cache=FrameCache(cache_dir=d.cache_dir))
@@ -33,13 +36,13 @@ def build_data(cfg: RunConfig) -> RunData:
 def build_model(cfg: RunConfig, num_classes: int) -> FGRA:
     m = cfg.model
     return FGRA(num_classes, variant=m.variant, backbone=m.backbone, weights=m.weights,
-                num_regions=m.num_regions, last_stride=m.last_stride, center_mode=m.center_mode)
+                num_regions=m.num_regions, last_stride=m.last_stride)
 
 
 def build_criterion(cfg: RunConfig, num_classes: int, model: FGRA) -> FGRALoss:
     lo = cfg.loss
-    return FGRALoss(model, num_classes=num_classes, margin=lo.triplet_margin, reg_weight=lo.reg_weight,
-                    label_smoothing=lo.label_smoothing, center_mode=cfg.model.center_mode)
+    return FGRALoss.for_model(model, margin=lo.triplet_margin, reg_weight=lo.reg_weight,
+                              label_smoothing=lo.label_smoothing, centers=cfg.model.centers)
 
 
 def build_optimizer(cfg: RunConfig, model: torch.nn.Module, criterion: torch.nn.Module) -> torch.optim.Optimizer:
@@ -64,4 +67,5 @@ def build_train_loader_for(cfg: RunConfig, data: RunData, dinfo: DistInfo):
     return build_train_loader(
         data.dataset, seq_len=d.seq_len, P=t.P, K=t.K, height=d.height, width=d.width,
         num_workers=d.num_workers, seed=t.seed, rank=dinfo.rank, world_size=dinfo.world_size,
-        sample_mode=d.sample_mode, flip_p=d.flip, erase_p=d.random_erasing, cache=data.cache)
+        sample_mode=d.sample_mode, cache_dir=d.cache_dir,
+        transform=ClipTransform(d.height, d.width, train=True, flip_p=d.flip, erase_p=d.random_erasing))

@@ -43,4 +43,5 @@ def evaluate_model(model, data, cfg: RunConfig, device, *, show_progress: bool =
     ap_form = "trapezoid" if protocol == "official" and cfg.eval.ap_form == "trapezoid" else cfg.eval.ap_form
     res = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, protocol=protocol, ap_form=ap_form,
                         max_rank=cfg.eval.max_rank)
-    return res.to_record(reranked=cfg.eval.rerank)
+    record = res.as_dict(percent=True)
+    return {"metrics": record, "protocol": record["protocol"], "ap_form": record["ap_form"], "reranked": cfg.eval.rerank}
