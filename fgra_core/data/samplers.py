@@ -2,8 +2,8 @@
 
 Every batch holds ``P`` distinct identities with ``K`` tracklets each (a list of ``P * K``
 dataset indices, grouped by identity). Per epoch, each identity's tracklets are shuffled and
-cut into groups of ``K`` (an identity with fewer than ``K`` tracklets is drawn ``K`` times
-with replacement; a last incomplete group is dropped), and batches are formed by repeatedly
+cut into groups of ``K`` (an identity with fewer than ``K`` tracklets uses each of them once and
+fills the group with draws with replacement; a last incomplete group is dropped), and batches are formed by repeatedly
 taking one group from each of ``P`` random identities that still have groups. All ranks build
 the same batch list from ``(seed, epoch)``; rank ``r`` of ``world_size`` takes batches
 ``r, r + world_size, ...`` truncated so that every rank gets the same number.
@@ -52,8 +52,8 @@ class RandomIdentitySampler:
         rng = np.random.default_rng([self.seed, epoch])
         pending: dict[int, list[np.ndarray]] = {}
         for pid, idx in self.index_of_pid.items():
-            if len(idx) < self.K:
-                idx = rng.choice(idx, size=self.K, replace=True)
+            if len(idx) < self.K:  # every tracklet once, the rest drawn with replacement
+                idx = rng.permutation(np.concatenate([idx, rng.choice(idx, size=self.K - len(idx), replace=True)]))
             else:
                 idx = rng.permutation(idx)
             n = len(idx) // self.K
