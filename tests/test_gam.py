@@ -172,3 +172,32 @@ def test_alignment_peak_moves_with_the_frame(impl, shift):
     expected = torch.tensor([i * 4 + 1 for i in range(R)])
     assert peak_rows[0].tolist() == expected.tolist()               # each region found in the template frame
     assert peak_rows[1].tolist() == (expected + shift).tolist()     # and followed down by `shift` rows
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_efficient_matches_reference_on_cuda_and_uses_less_memory():
+    dev = torch.device("cuda")
+    shape = (4, 6, 64, 16, 8, 4)
+    fmaps, templates = (x.detach().to(dev).requires_grad_() for x in _inputs(shape))
+    bn_ref = _bn(shape[2]).to(dev).train()
+    bn_eff = copy.deepcopy(bn_ref)
+    ref, g_ref = _run(gam_reference, fmaps, templates, bn_ref)
+    eff, g_eff = _run(gam_efficient, fmaps, templates, bn_eff)
+    torch.testing.assert_close(eff.aligned, ref.aligned, rtol=0, atol=1e-8)
+    for a, b in zip(g_eff, g_ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-8)
+    torch.testing.assert_close(bn_eff.running_var, bn_ref.running_var, rtol=0, atol=1e-12)
+
+    def peak(fn):
+        x = torch.randn(8, 6, 256, 16, 8, device=dev).relu_().requires_grad_()
+        t = torch.randn(8, 4, 256, device=dev, requires_grad=True)
+        bn = nn.BatchNorm2d(256).to(dev)
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        out = fn(x, t, bn)
+        (out.aligned.sum() + out.scores.sum()).backward()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+
+    assert peak(gam_efficient) * 3 <= peak(gam_reference)
