@@ -36,53 +36,51 @@ TEXTURES = ("solid", "hstripes", "vstripes", "checks")
 _BG, _HAIR, _SKIN, _TORSO, _LEGS, _FEET = range(6)
 
 
-def _identities(rng: np.random.Generator, n: int, palette_size: int) -> dict[str, np.ndarray]:
-    """Discrete appearance of ``n`` distinct identities (redrawn until all are distinct)."""
+def _identities(rng: np.random.Generator, n: int, palette_size: int, styles_per_part: int) -> dict[str, np.ndarray]:
+    """Appearance of ``n`` identities as combinations of shared per-part styles.
+
+    Each part (head, torso, legs, feet) has a vocabulary of ``styles_per_part`` styles (head:
+    skin + hair; other parts: two palette colours + texture + stripe frequency). An identity
+    picks one style per part; combinations are distinct, single styles are shared by many
+    identities. Body shape (width, part proportions) and a small colour jitter vary per identity.
+    """
     k = int(np.clip(palette_size, 2, len(PALETTE)))
-    attrs: dict[str, np.ndarray] = {}
+    S = int(styles_per_part)
+    if S < 2 or S ** 4 < n:
+        raise ValueError(f"styles_per_part={S} gives {S ** 4} distinct people, fewer than the {n} identities asked for")
 
-    def draw(m: int) -> dict[str, np.ndarray]:
-        col_a = rng.integers(0, k, size=(m, 3))
-        col_b = (col_a + rng.integers(1, k, size=(m, 3))) % k  # second colour differs from the first
-        return {
-            "col_a": col_a,  # torso, legs, feet
-            "col_b": col_b,
-            "texture": rng.integers(0, len(TEXTURES), size=(m, 3)),
-            "freq": rng.integers(2, 5, size=(m, 3)),
-            "skin": rng.integers(0, len(SKIN), size=m),
-            "hair": rng.integers(0, len(HAIR), size=m),
-            "hair_len": rng.uniform(0.3, 0.65, size=m),
-            "width": rng.uniform(0.85, 1.15, size=m),
-            "bounds": np.stack([  # ends of head, torso, legs (feet end at 1)
-                rng.uniform(0.12, 0.17, size=m), rng.uniform(0.45, 0.56, size=m), rng.uniform(0.86, 0.92, size=m),
-            ], axis=1),
-            "jitter": rng.uniform(-14, 14, size=(m, 3, 3)),
-        }
+    def vocabulary() -> dict[str, np.ndarray]:
+        for _ in range(1000):
+            col_a = rng.integers(0, k, size=(S, 3))
+            col_b = (col_a + rng.integers(1, k, size=(S, 3))) % k  # second colour differs from the first
+            texture = rng.integers(0, len(TEXTURES), size=(S, 3))
+            freq = rng.integers(2, 5, size=(S, 3))
+            look = np.stack([col_a, np.where(texture == 0, -1, col_b), texture, np.where(texture == 0, 0, freq)], axis=2)
+            if all(len({tuple(look[i, p]) for i in range(S)}) == S for p in range(3)):
+                break
+        head = rng.permutation(len(SKIN) * len(HAIR))[:S] if S <= len(SKIN) * len(HAIR) else rng.integers(0, len(SKIN) * len(HAIR), S)
+        return {"col_a": col_a, "col_b": col_b, "texture": texture, "freq": freq,
+                "skin": head % len(SKIN), "hair": head // len(SKIN)}
 
-    attrs = draw(n)
-
-    def key(i: int) -> tuple:
-        # a solid part's second colour is invisible: it does not distinguish identities
-        tex = attrs["texture"][i]
-        col_b = np.where(tex == 0, -1, attrs["col_b"][i])
-        return (tuple(attrs["col_a"][i]), tuple(col_b), tuple(tex), tuple(np.where(tex == 0, 0, attrs["freq"][i])),
-                int(attrs["skin"][i]), int(attrs["hair"][i]))
-
-    for _ in range(100):
-        seen: dict[tuple, int] = {}
-        dup = []
-        for i in range(n):
-            kk = key(i)
-            if kk in seen:
-                dup.append(i)
-            else:
-                seen[kk] = i
-        if not dup:
-            break
-        redraw = draw(len(dup))
-        for name in attrs:
-            attrs[name][dup] = redraw[name]
-    return attrs
+    voc = vocabulary()
+    combos = rng.choice(S ** 4, size=n, replace=False)
+    styles = np.stack([(combos // S ** p) % S for p in range(4)], axis=1)  # [n, 4]: head, torso, legs, feet
+    part = np.arange(3)[None, :]
+    return {
+        "styles": styles,
+        "col_a": voc["col_a"][styles[:, 1:], part],
+        "col_b": voc["col_b"][styles[:, 1:], part],
+        "texture": voc["texture"][styles[:, 1:], part],
+        "freq": voc["freq"][styles[:, 1:], part],
+        "skin": voc["skin"][styles[:, 0]],
+        "hair": voc["hair"][styles[:, 0]],
+        "hair_len": rng.uniform(0.3, 0.65, size=n),
+        "width": rng.uniform(0.85, 1.15, size=n),
+        "bounds": np.stack([  # ends of head, torso, legs (feet end at 1)
+            rng.uniform(0.12, 0.17, size=n), rng.uniform(0.45, 0.56, size=n), rng.uniform(0.86, 0.92, size=n),
+        ], axis=1),
+        "jitter": rng.uniform(-12, 12, size=(n, 3, 3)),
+    }
 
 
 def _smooth_noise(rng: np.random.Generator, n: int, h: int, w: int, gh: int, gw: int) -> np.ndarray:
@@ -112,6 +110,7 @@ def make_synthetic(
     misalignment: float = 1.0,
     seed: int = 0,
     palette_size: int = 8,
+    styles_per_part: int = 6,
     occlusion_p: float = 0.25,
     clutter: float = 1.0,
     camera_shift: float = 1.0,
@@ -125,7 +124,8 @@ def make_synthetic(
     identities get pids ``0..num_train_ids-1``; test identities ``num_train_ids..``. Query =
     the first camera-0 tracklet of each test identity; gallery = every other test tracklet.
     ``clutter``, ``camera_shift`` and ``noise_std`` scale the scene nuisances (0 switches
-    them off); ``occlusion_p`` is the share of tracklets with an occluder.
+    them off); ``occlusion_p`` is the share of tracklets with an occluder. Each body part has
+    ``styles_per_part`` shared styles over a palette of ``palette_size`` colours (fewer = harder).
     """
     if num_train_ids < 1 or num_test_ids < 1 or num_cams < 2 or tracklets_per_id < 1:
         raise ValueError("need >= 1 train and test identity, >= 2 cameras and >= 1 tracklet per identity and camera")
@@ -143,7 +143,7 @@ def make_synthetic(
     rng_id, rng_scene, rng_geom, rng_noise = (np.random.default_rng(s) for s in ss.spawn(4))
 
     n_ids = num_train_ids + num_test_ids
-    ids = _identities(rng_id, n_ids, palette_size)
+    ids = _identities(rng_id, n_ids, palette_size, styles_per_part)
 
     # ------------------------------------------------------------------ tracklets
     tr_pid = np.repeat(np.arange(n_ids), num_cams * tracklets_per_id)
@@ -344,6 +344,7 @@ def make_synthetic(
         "train_pid_map": {i: i for i in range(num_train_ids)},
         "num_frames": n_frames,
         "occluded_tracklets": int(occ.sum()),
+        "identity_styles": ids["styles"],  # [num ids, 4] style index of head, torso, legs, feet per pid
         "split_source": "generated",
     }
     return VideoDataset("synthetic", train, query, gallery, num_train_pids=num_train_ids, info=info)
