@@ -376,3 +376,24 @@ def test_registry(tmp_path):
     assert build_dataset("PRID-2011", root, split_id=0).name == "prid2011"
     with pytest.raises(ConfigError, match="unexpected keyword"):
         build_dataset("prid2011", root, bogus=1)
+
+
+def test_generated_splits_fall_back_to_cache_dir_when_data_is_read_only(tmp_path, monkeypatch):
+    import fgra_core.data.splits as splits_mod
+
+    root = make_ilids(tmp_path / "ilids", n_persons=4)
+    real_write = splits_mod.atomic_write_json
+
+    def read_only_data(path, obj):
+        if Path(path).parent == root:
+            raise PermissionError(13, "Read-only file system", str(path))
+        return real_write(path, obj)
+
+    monkeypatch.setattr(splits_mod, "atomic_write_json", read_only_data)
+    monkeypatch.setenv("FGRA_CACHE_DIR", str(tmp_path / "cache"))
+    ds = load_ilidsvid(root, seed=1)
+    path = Path(ds.info["split_path"])
+    assert ds.info["split_source"] == "generated"
+    assert path.is_file() and (tmp_path / "cache" / "splits") in path.parents
+    assert not list(root.glob("*.json"))
+    assert json.loads(path.read_text())["splits"][0]["test"] == ds.info["test_ids"]
