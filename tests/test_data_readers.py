@@ -397,3 +397,27 @@ def test_generated_splits_fall_back_to_cache_dir_when_data_is_read_only(tmp_path
     assert path.is_file() and (tmp_path / "cache" / "splits") in path.parents
     assert not list(root.glob("*.json"))
     assert json.loads(path.read_text())["splits"][0]["test"] == ds.info["test_ids"]
+
+
+def test_mars_takes_the_common_reader_options(tmp_path):
+    root = make_mars(tmp_path / "MARS")
+    assert len(build_dataset("mars", root, split_id=0, split_file=None).train) == 2
+    with pytest.raises(ConfigError, match="MARS has one fixed train/test split"):
+        build_dataset("mars", root, split_id=3)
+
+
+def test_frame_cache_memory_bound(tmp_path):
+    root = make_prid(tmp_path / "prid", {("a", p): 4 for p in (1, 2, 3)})
+    from fgra_core.data.splits import scan_cameras
+
+    seqs = scan_cameras({0: root / "prid_2011/multi_shot/cam_a"}, "person_", "")
+    t1, t2, t3 = (seqs[f"person_000{p}"][0] for p in (1, 2, 3))
+    one = 4 * 8 * 4 * 3  # bytes of one tracklet
+    cache = FrameCache(max_bytes=2 * one)
+    for t in (t1, t2, t1, t3):  # t2 is the least recently used when t3 arrives
+        cache.get(t)
+    assert len(cache) == 2 and cache.decoded == 12
+    cache.get(t1)
+    assert cache.decoded == 12
+    cache.get(t2)
+    assert cache.decoded == 16

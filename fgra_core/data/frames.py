@@ -111,13 +111,23 @@ class FrameCache:
     runs share it. Frames of a tracklet are stored at the size of its first frame (or at
     ``size=(H, W)`` when given, which also shrinks the cache).
 
+    ``max_bytes`` bounds the in-memory cache (least recently used tracklets are dropped first;
+    None = unbounded): a test set read once, such as MARS's 681k test frames, need not stay in RAM.
+
     ``decoded`` counts image decodes done by this instance (to check that later epochs do none).
     """
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None, size: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike | None = None,
+        size: tuple[int, int] | None = None,
+        max_bytes: int | None = None,
+    ):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.size = tuple(int(s) for s in size) if size is not None else None
+        self.max_bytes = None if max_bytes is None else int(max_bytes)
         self.decoded = 0
+        self._mem_bytes = 0
         self._mem: dict[str, _MemEntry] = {}
         self._maps: dict[str, np.memmap] = {}
         if self.cache_dir is not None:
@@ -169,13 +179,18 @@ class FrameCache:
         return first, first.shape[:2]
 
     def _mem_entry(self, key, frames):
-        entry = self._mem.get(key)
+        entry = self._mem.pop(key, None)
         if entry is None:
             first, (h, w) = self._first_shape(frames)
             entry = _MemEntry(len(frames), h, w)
             entry.data[0] = first
             entry.filled[0] = True
-            self._mem[key] = entry
+            self._mem_bytes += entry.data.nbytes
+            if self.max_bytes is not None:
+                while self._mem and self._mem_bytes > self.max_bytes:
+                    oldest = next(iter(self._mem))
+                    self._mem_bytes -= self._mem.pop(oldest).data.nbytes
+        self._mem[key] = entry  # most recently used last
         return entry.data, entry.filled
 
     def _map_entry(self, key, frames):

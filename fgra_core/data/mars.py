@@ -26,7 +26,7 @@ import numpy as np
 
 from fgra_core.data.frames import frame_index, sort_frames
 from fgra_core.data.records import Tracklet, VideoDataset, relabel
-from fgra_core.errors import DatasetError
+from fgra_core.errors import ConfigError, DatasetError
 
 MARS_LAYOUT = (
     "expected the official MARS layout: <root>/bbox_train/<pid>/<name>.jpg, <root>/bbox_test/<pid>/<name>.jpg and "
@@ -207,11 +207,22 @@ def parse_mars_info(
     return VideoDataset("mars", train, query, gallery, num_train_pids=len(pid_map), info=info)
 
 
-def load_mars(root: str | os.PathLike, check_files: bool = True) -> VideoDataset:
+def load_mars(
+    root: str | os.PathLike,
+    check_files: bool = True,
+    split_id: int = 0,
+    split_file: str | os.PathLike | None = None,
+) -> VideoDataset:
     """Read MARS from its official layout under ``root``.
 
     ``check_files`` checks that the first frame of every tracklet exists (one ``stat`` each).
+    MARS has one fixed split: ``split_id`` must be 0 and ``split_file`` None (they exist so that
+    every reader takes the same options).
     """
+    if split_id != 0 or split_file is not None:
+        raise ConfigError(
+            f"MARS has one fixed train/test split (info/ files); got split_id={split_id}, split_file={split_file}"
+        )
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"MARS folder {root} does not exist; {MARS_LAYOUT}")

@@ -58,3 +58,6 @@ def test_clips(length: int, seq_len: int, stride: int | None = None) -> list[lis
     if starts[-1] + seq_len < length:
         starts.append(length - seq_len)
     return [list(range(s, s + seq_len)) for s in starts]
+
+
+test_clips.__test__ = False  # not a pytest test, even when imported into a test module
