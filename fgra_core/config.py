@@ -108,7 +108,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     protocol: Literal["auto", "gallery-minus-query", "official", "cross-camera"] = "auto"
-    ap_form: Literal["plain", "trapezoid"] = "plain"
+    ap_form: Literal["plain", "trapezoid"] | None = None  # None: the protocol's own (trapezoid for 'official')
     stride: int | None = None  # None: seq_len // 2, as in the paper
     frame_budget: int = 256
     rerank: bool = False

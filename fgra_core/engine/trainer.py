@@ -79,7 +79,7 @@ def train_one_epoch(model, criterion, loader, optimizer, scaler, device, *, epoc
         for key, value in parts.items():
             sums[key] = sums.get(key, 0.0) + float(value)
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
     bar.close()
     stats = {key: all_reduce_mean(value / max(n, 1), dinfo) for key, value in sums.items()}
     stats["steps"] = n
