@@ -421,3 +421,15 @@ def test_frame_cache_memory_bound(tmp_path):
     assert cache.decoded == 12
     cache.get(t2)
     assert cache.decoded == 16
+
+
+def test_frame_cache_on_disk_keeps_few_files_open(tmp_path, monkeypatch):
+    root = make_prid(tmp_path / "prid", {("a", p): 2 for p in range(1, 6)})
+    from fgra_core.data.splits import scan_cameras
+
+    seqs = [v[0] for v in scan_cameras({0: root / "prid_2011/multi_shot/cam_a"}, "person_", "").values()]
+    monkeypatch.setattr(FrameCache, "MAX_OPEN_MAPS", 2)
+    cache = FrameCache(tmp_path / "cache")
+    for t in seqs + seqs:
+        assert pixel_values(cache.get(t)) == [1, 2]
+    assert len(cache._maps) == 2 and cache.decoded == 10  # reopened files are not decoded again

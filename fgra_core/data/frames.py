@@ -117,6 +117,8 @@ class FrameCache:
     ``decoded`` counts image decodes done by this instance (to check that later epochs do none).
     """
 
+    MAX_OPEN_MAPS = 128
+
     def __init__(
         self,
         cache_dir: str | os.PathLike | None = None,
@@ -195,13 +197,16 @@ class FrameCache:
 
     def _map_entry(self, key, frames):
         t = len(frames)
-        mm = self._maps.get(key)
+        mm = self._maps.pop(key, None)
         if mm is None:
             path = self.cache_dir / f"{key}.frames"
             if not path.exists():
                 self._create_map(path, frames)
             mm = self._open_map(path, t)
-            self._maps[key] = mm
+            # each open memmap holds a file descriptor: keep only the most recently used ones open
+            while len(self._maps) >= self.MAX_OPEN_MAPS:
+                del self._maps[next(iter(self._maps))]
+        self._maps[key] = mm  # most recently used last
         h, w = self._read_hw(mm)
         filled = mm[_HEADER:_HEADER + t].view(np.bool_)
         data = mm[_HEADER + t:].reshape(t, h, w, 3)
