@@ -1,7 +1,8 @@
 """Cost of the guide alignment module and of the FGRA head, measured in one run.
 
 (a) one GAM train step (forward, backward of aligned + scores) with the memory-efficient
-    implementation and with the reference one: peak memory above the inputs, and time;
+    implementation (on CUDA: its fused Triton kernels, and its torch loop as "efficient-torch")
+    and with the reference one: peak memory above the inputs, and time;
 (b) one full FGRA train step (forward, FGRALoss, backward, Adam step) over one bare backbone
     train step (forward, mean of the feature maps, backward, Adam step) at the same input.
 
@@ -73,8 +74,10 @@ def _gam_inputs(shape, device, dtype=torch.float32, seed=0):
 
 
 def _gam_step(impl, fmaps, templates, bn):
-    fn = gam_efficient if impl == "efficient" else gam_reference
-    out = fn(fmaps, templates, bn)
+    if impl == "reference":
+        out = gam_reference(fmaps, templates, bn)
+    else:  # "efficient" (fused kernels on CUDA) or "efficient-torch" (the torch loop)
+        out = gam_efficient(fmaps, templates, bn, kernel="torch" if impl == "efficient-torch" else "auto")
     (out.aligned.sum() + out.scores.sum()).backward()
     fmaps.grad = templates.grad = None
     bn.weight.grad = bn.bias.grad = None
@@ -149,7 +152,8 @@ def _gam_in_child(impl, shape, repeats, threads) -> dict:
 def step_ratio(args, device: torch.device) -> dict:
     torch.manual_seed(0)
     model = FGRA(args.classes, variant=args.variant, backbone=args.backbone, weights="none",
-                 num_regions=args.regions, last_stride=args.last_stride).to(device).train()
+                 num_regions=args.regions, last_stride=args.last_stride,
+                 gam_kernel=args.gam_kernel).to(device).train()
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss_fn = FGRALoss.for_model(model).to(device)
@@ -208,6 +212,7 @@ def _parse(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--gam-kernel", default="auto", help="GAM kernel in part (b): auto, torch or triton")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast in part (b)")
     p.add_argument("--channels-last", action="store_true", help="channels-last model in part (b)")
     p.add_argument("--skip-gam", action="store_true")
@@ -252,7 +257,8 @@ def main(argv=None) -> int:
         print(f"\n(a) GAM train step, B={B} N={N} C={C} H={H} W={W} N_s={R}, float32 "
               f"(similarity maps B*N*N_s*C*H*W = {_mb(B * N * R * C * H * W * 4)})")
         res = {}
-        for impl in ("efficient", "reference"):
+        impls = ("efficient", "efficient-torch", "reference") if device.type == "cuda" else ("efficient", "reference")
+        for impl in impls:
             if device.type == "cuda":
                 res[impl] = gam_measure(impl, args.gam_shape, device, args.repeats)
                 torch.cuda.empty_cache()
@@ -261,11 +267,15 @@ def main(argv=None) -> int:
         print(f"  frame features (input): {_mb(res['efficient']['input_bytes'])}; peak memory: "
               f"{res['efficient']['method']}")
         for impl, r in res.items():
-            print(f"  {impl:9s}  peak {_mb(r['peak_bytes']):>14s}  saved-for-backward {_mb(r['saved_bytes']):>12s}"
+            print(f"  {impl:15s}  peak {_mb(r['peak_bytes']):>14s}  saved-for-backward {_mb(r['saved_bytes']):>12s}"
                   f"  step median {statistics.median(r['times']) * 1e3:8.1f} ms  (min {min(r['times']) * 1e3:.1f})")
         e, r = res["efficient"], res["reference"]
         if e["peak_bytes"] and r["peak_bytes"]:
             print(f"  peak memory efficient / reference = {e['peak_bytes'] / r['peak_bytes']:.3f} (target <= 0.333)")
+        if "efficient-torch" in res:
+            t = res["efficient-torch"]
+            print(f"  peak memory efficient-torch / reference = {t['peak_bytes'] / r['peak_bytes']:.3f}; step time "
+                  f"efficient-torch / reference = {statistics.median(t['times']) / statistics.median(r['times']):.3f}")
         print(f"  saved-for-backward efficient / reference = {e['saved_bytes'] / max(r['saved_bytes'], 1):.3f}")
         print(f"  step time efficient / reference = "
               f"{statistics.median(e['times']) / statistics.median(r['times']):.3f}")
@@ -275,7 +285,7 @@ def main(argv=None) -> int:
         fb, ff = statistics.median(res["backbone"]), statistics.median(res["full"])
         print(f"\n(b) train step, {args.backbone}, variant {args.variant}, {args.batch} clips x {args.seq_len} frames "
               f"of {args.height}x{args.width}, feature maps {res['fmap']}, N_s={args.regions}"
-              f"{', bf16 autocast' if args.amp else ''}{', channels-last' if args.channels_last else ''}")
+              f", GAM kernel {args.gam_kernel}{', bf16 autocast' if args.amp else ''}{', channels-last' if args.channels_last else ''}")
         print(f"  bare backbone step median {fb * 1e3:9.1f} ms  (min {min(res['backbone']) * 1e3:.1f})")
         print(f"  full FGRA step     median {ff * 1e3:9.1f} ms  (min {min(res['full']) * 1e3:.1f})")
         print(f"  FGRA / backbone = {ff / fb:.3f} (median), {min(res['full']) / min(res['backbone']):.3f} (min)"

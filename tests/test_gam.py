@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 from torch import nn
 
+from fgra_core.models import gam_triton
 from fgra_core.models.gam import GAM, gam_efficient, gam_reference
 
 SHAPES = [  # B, N, C, H, W, R
@@ -39,8 +44,8 @@ def _inputs(shape, seed=1):
 def _run(fn, fmaps, templates, bn, **kw):
     out = fn(fmaps, templates, bn, return_maps=True, **kw)
     g = torch.Generator().manual_seed(7)
-    wa = torch.randn(out.aligned.shape, generator=g, dtype=torch.float64)
-    ws = torch.randn(out.scores.shape, generator=g, dtype=torch.float64)
+    wa = torch.randn(out.aligned.shape, generator=g, dtype=torch.float64).to(out.aligned.device)
+    ws = torch.randn(out.scores.shape, generator=g, dtype=torch.float64).to(out.aligned.device)
     loss = (out.aligned * wa).sum() + (out.scores * ws).sum()
     grads = torch.autograd.grad(loss, [fmaps, templates, bn.weight, bn.bias])
     return out, grads
@@ -174,6 +179,35 @@ def test_alignment_peak_moves_with_the_frame(impl, shift):
     assert peak_rows[1].tolist() == (expected + shift).tolist()     # and followed down by `shift` rows
 
 
+_INTERPRETED = textwrap.dedent("""
+    import copy, torch
+    from fgra_core.models.gam import gam_efficient, gam_reference
+    for shape in [(2, 3, 5, 4, 3, 2), (1, 2, 70, 3, 3, 3), (2, 2, 8, 16, 8, 4)]:
+        B, N, C, H, W, R = shape
+        torch.manual_seed(0)
+        fmaps = torch.randn(B, N, C, H, W).relu().requires_grad_()
+        templates = torch.randn(B, R, C, requires_grad=True)
+        bn = torch.nn.BatchNorm2d(C)
+        results = []
+        for kernel in ("torch", "triton"):
+            out = gam_efficient(fmaps, templates, copy.deepcopy(bn), return_maps=True, kernel=kernel)
+            weight = torch.linspace(-1, 1, out.aligned.numel()).view_as(out.aligned)
+            loss = (out.aligned * weight).sum() + out.scores.square().sum()
+            results.append((out.aligned, out.scores, out.maps, *torch.autograd.grad(loss, [fmaps, templates])))
+        for x, y in zip(*results):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+    print("ok")
+""")
+
+
+@pytest.mark.skipif(not gam_triton.HAVE_TRITON, reason="needs the triton package")
+def test_triton_kernels_match_the_torch_loop_in_the_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", _INTERPRETED], capture_output=True, text=True, env=env,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_efficient_matches_reference_on_cuda_and_uses_less_memory():
     dev = torch.device("cuda")
@@ -187,6 +221,18 @@ def test_efficient_matches_reference_on_cuda_and_uses_less_memory():
     for a, b in zip(g_eff, g_ref):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-8)
     torch.testing.assert_close(bn_eff.running_var, bn_ref.running_var, rtol=0, atol=1e-12)
+    # float32 / bfloat16 on CUDA take the fused Triton kernels
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+        x = fmaps.detach().to(dtype).requires_grad_()
+        t = templates.detach().float().requires_grad_()
+        outs = []
+        for kernel in ("torch", "triton"):
+            bn = _bn(shape[2]).float().to(dev)
+            out = gam_efficient(x, t, bn, kernel=kernel)
+            grads = torch.autograd.grad((out.aligned * out.scores).sum(), [x, t])
+            outs.append((out.aligned, out.scores, *grads))
+        for a, b in zip(*outs):
+            torch.testing.assert_close(a.float(), b.float(), rtol=tol, atol=tol)
 
     def peak(fn):
         x = torch.randn(8, 6, 256, 16, 8, device=dev).relu_().requires_grad_()

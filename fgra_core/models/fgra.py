@@ -153,13 +153,15 @@ class FGRA(nn.Module):
             a 1x1 projection of the frame features to that many channels for the local branch.
         classifier: ``"bnneck"`` (one head on [global, local]) or ``"branch"`` (one head per branch).
         gam_impl: ``"efficient"`` or ``"reference"`` (same numbers, different memory).
-        gam_region_chunk: regions processed together by the efficient GAM.
+        gam_region_chunk: regions processed together by the efficient GAM's torch loop.
+        gam_kernel: ``"auto"`` (fused Triton kernels on CUDA, else torch), ``"torch"`` or ``"triton"``.
     """
 
     def __init__(self, num_classes: int | None, variant: int | str | VariantSpec = 8,
                  backbone: str = "resnet50", weights: str = "imagenet", num_regions: int = 4,
                  last_stride: int = 2, reduce_dim: int | None = None, template_dim: int | None = None,
-                 classifier: str = "bnneck", gam_impl: str = "efficient", gam_region_chunk: int = 1):
+                 classifier: str = "bnneck", gam_impl: str = "efficient", gam_region_chunk: int = 1,
+                 gam_kernel: str = "auto"):
         super().__init__()
         self.variant = get_variant(variant)
         if int(num_regions) < 1:
@@ -194,7 +196,7 @@ class FGRA(nn.Module):
                 with torch.no_grad():
                     self.template_conv.weight.copy_(torch.eye(C).reshape(C, C, 1, 1))
                     self.template_conv.bias.zero_()
-            self.gam = GAM(Ct, impl=gam_impl, region_chunk=gam_region_chunk)
+            self.gam = GAM(Ct, impl=gam_impl, region_chunk=gam_region_chunk, kernel=gam_kernel)
             if v.temporal == "ta":
                 self.local_attn = RegionTemporalAttention(R, Ct)
         local_in = self.aligned_dim if v.local == "ram" else C

@@ -24,7 +24,9 @@ Two implementations with the same values, gradients and running-statistics updat
     ``k = beta - mu * gamma * rstd``. A custom autograd function loops over region chunks, computes
     the sigmoid products without keeping them, and recomputes them in backward, returning gradients
     for F, a and k (autograd carries those to t, the statistics and the BN parameters). At most two
-    chunk-sized temporaries ([B, N, chunk, C, H, W]) exist at any time.
+    chunk-sized temporaries ([B, N, chunk, C, H, W]) exist at any time. On CUDA the same function
+    runs as fused Triton kernels (``gam_triton.py``) that read F once per pass and keep no
+    temporaries at all.
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from fgra_core.models import gam_triton
 
 __all__ = ["GAM", "GAMOutput", "gam_reference", "gam_efficient"]
 
@@ -88,6 +92,30 @@ def gam_reference(fmaps: torch.Tensor, templates: torch.Tensor, bn: nn.BatchNorm
     return GAMOutput(aligned, scores, maps)
 
 
+def _torch_forward(fmaps, a, k, return_maps: bool, chunk: int):
+    """The align function's forward with torch operations, one region chunk at a time."""
+    B, N, C, H, W = fmaps.shape
+    R = a.shape[1]
+    dtype = torch.promote_types(fmaps.dtype, torch.promote_types(a.dtype, k.dtype))
+    aligned = torch.empty(B, N, R, C, dtype=dtype, device=fmaps.device)
+    scores = torch.empty_like(aligned)
+    maps = torch.empty(B, N, R, H, W, dtype=dtype, device=fmaps.device) if return_maps else None
+    Fx = fmaps.unsqueeze(2)                                                # [B, N, 1, C, H, W]
+    for r0 in range(0, R, chunk):
+        r1 = min(R, r0 + chunk)
+        ar = a[:, None, r0:r1, :, None, None]
+        kr = k[:, None, r0:r1, :, None, None]
+        sig = torch.addcmul(kr.to(dtype), ar.to(dtype), Fx.to(dtype))      # [B, N, r, C, H, W]
+        sig.sigmoid_()
+        scores[:, :, r0:r1] = sig.mean(dim=(-2, -1))
+        if return_maps:
+            maps[:, :, r0:r1] = sig.mean(dim=3)
+        sig.mul_(Fx)
+        aligned[:, :, r0:r1] = sig.mean(dim=(-2, -1))
+        del sig
+    return aligned, scores, maps
+
+
 class _AlignFunction(torch.autograd.Function):
     """aligned = mean_hw(F * sigmoid(a F + k)), scores = mean_hw(sigmoid(a F + k)), chunked over regions.
 
@@ -95,29 +123,16 @@ class _AlignFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, fmaps, a, k, return_maps: bool, chunk: int):
-        B, N, C, H, W = fmaps.shape
-        R = a.shape[1]
-        dtype = torch.promote_types(fmaps.dtype, torch.promote_types(a.dtype, k.dtype))
-        aligned = torch.empty(B, N, R, C, dtype=dtype, device=fmaps.device)
-        scores = torch.empty_like(aligned)
-        maps = torch.empty(B, N, R, H, W, dtype=dtype, device=fmaps.device) if return_maps else None
-        Fx = fmaps.unsqueeze(2)                                            # [B, N, 1, C, H, W]
-        for r0 in range(0, R, chunk):
-            r1 = min(R, r0 + chunk)
-            ar = a[:, None, r0:r1, :, None, None]
-            kr = k[:, None, r0:r1, :, None, None]
-            sig = torch.addcmul(kr.to(dtype), ar.to(dtype), Fx.to(dtype))  # [B, N, r, C, H, W]
-            sig.sigmoid_()
-            scores[:, :, r0:r1] = sig.mean(dim=(-2, -1))
-            if return_maps:
-                maps[:, :, r0:r1] = sig.mean(dim=3)
-            sig.mul_(Fx)
-            aligned[:, :, r0:r1] = sig.mean(dim=(-2, -1))
-            del sig
+    def forward(ctx, fmaps, a, k, return_maps: bool, chunk: int, kernel: str):
+        if kernel == "triton":
+            aligned, scores = gam_triton.align_forward(fmaps, a, k)
+            maps = _torch_forward(fmaps, a, k, True, chunk)[2] if return_maps else None
+        else:
+            aligned, scores, maps = _torch_forward(fmaps, a, k, return_maps, chunk)
         ctx.save_for_backward(fmaps, a, k)
         ctx.chunk = chunk
-        ctx.dtype = dtype
+        ctx.kernel = kernel
+        ctx.dtype = aligned.dtype
         if return_maps:
             ctx.mark_non_differentiable(maps)
             return aligned, scores, maps
@@ -127,6 +142,9 @@ class _AlignFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_aligned, grad_scores, *_unused):
         fmaps, a, k = ctx.saved_tensors
+        if ctx.kernel == "triton":
+            grad_f, grad_a, grad_k = gam_triton.align_backward(fmaps, a, k, grad_aligned, grad_scores)
+            return grad_f, grad_a.to(a.dtype), grad_k.to(k.dtype), None, None, None
         B, N, C, H, W = fmaps.shape
         R = a.shape[1]
         dtype, chunk = ctx.dtype, ctx.chunk
@@ -157,13 +175,28 @@ class _AlignFunction(torch.autograd.Function):
             for j in range(r1 - r0):                                       # through z = a F + k
                 grad_f.addcmul_(dz[:, :, j], ar[:, :, j])
             del dz
-        return grad_f.to(fmaps.dtype), grad_a.to(a.dtype), grad_k.to(k.dtype), None, None
+        return grad_f.to(fmaps.dtype), grad_a.to(a.dtype), grad_k.to(k.dtype), None, None, None
+
+
+def _pick_kernel(kernel: str, fmaps: torch.Tensor) -> str:
+    if kernel == "auto":
+        return "triton" if fmaps.is_cuda and gam_triton.supported(fmaps) else "torch"
+    if kernel == "triton" and not gam_triton.HAVE_TRITON:
+        raise RuntimeError("kernel='triton' needs the triton package")
+    if kernel not in ("torch", "triton"):
+        raise ValueError(f"kernel={kernel!r}; expected 'auto', 'torch' or 'triton'")
+    return kernel
 
 
 def gam_efficient(fmaps: torch.Tensor, templates: torch.Tensor, bn: nn.BatchNorm2d,
-                  return_maps: bool = False, region_chunk: int = 1) -> GAMOutput:
-    """Memory-efficient GAM; same values, gradients and BN running-statistics updates as the reference."""
+                  return_maps: bool = False, region_chunk: int = 1, kernel: str = "auto") -> GAMOutput:
+    """Memory-efficient GAM; same values, gradients and BN running-statistics updates as the reference.
+
+    ``kernel``: ``"auto"`` (fused Triton kernels for CUDA float32/half features, else torch
+    operations), ``"torch"`` or ``"triton"``.
+    """
     _check(fmaps, templates, bn)
+    kernel = _pick_kernel(kernel, fmaps)
     B, N, C, H, W = fmaps.shape
     R = templates.shape[1]
     stat_dtype = torch.promote_types(fmaps.dtype, torch.float32)
@@ -192,7 +225,7 @@ def gam_efficient(fmaps: torch.Tensor, templates: torch.Tensor, bn: nn.BatchNorm
         shift = shift + bn.bias.to(stat_dtype)
     a = t * scale
     k = shift.expand(B, R, C)
-    out = _AlignFunction.apply(fmaps, a, k, bool(return_maps), max(1, int(region_chunk)))
+    out = _AlignFunction.apply(fmaps, a, k, bool(return_maps), max(1, int(region_chunk)), kernel)
     return GAMOutput(out[0], out[1], out[2] if return_maps else None)
 
 
@@ -203,18 +236,19 @@ class GAM(nn.Module):
     """
 
     def __init__(self, channels: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 impl: str = "efficient", region_chunk: int = 1):
+                 impl: str = "efficient", region_chunk: int = 1, kernel: str = "auto"):
         super().__init__()
         if impl not in ("efficient", "reference"):
             raise ValueError(f"impl={impl!r}; expected 'efficient' or 'reference'")
         self.bn = nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
         self.impl = impl
         self.region_chunk = region_chunk
+        self.kernel = kernel
 
     def forward(self, fmaps: torch.Tensor, templates: torch.Tensor, return_maps: bool = False) -> GAMOutput:
         if self.impl == "reference":
             return gam_reference(fmaps, templates, self.bn, return_maps)
-        return gam_efficient(fmaps, templates, self.bn, return_maps, self.region_chunk)
+        return gam_efficient(fmaps, templates, self.bn, return_maps, self.region_chunk, self.kernel)
 
     def extra_repr(self) -> str:
-        return f"impl={self.impl!r}, region_chunk={self.region_chunk}"
+        return f"impl={self.impl!r}, region_chunk={self.region_chunk}, kernel={self.kernel!r}"
