@@ -1,0 +1,134 @@
+"""Figures of the study: the Fig.-4 sweeps, rank-1 against the misalignment knob (variant 3 vs
+variant 8), learning curves, Table 2 as bars; :func:`save_figure` writes PNG + PDF atomically."""
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from .io import atomic_write_bytes
+from .tables import DATASET_NAMES, variant_name
+
+DPI = 110
+
+
+def save_figure(fig, stem: str | os.PathLike, *, dpi: int = DPI, formats: Iterable[str] = ("png", "pdf")) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` (each atomically: a reader never sees half a file)."""
+    stem = Path(stem)
+    written = []
+    for fmt in formats:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight",
+                    metadata={"CreationDate": None} if fmt == "pdf" else {"Software": None})
+        written.append(atomic_write_bytes(stem.with_name(f"{stem.name}.{fmt}"), buf.getvalue()))
+    return written
+
+
+def _errorbar(ax, x, y, err, label, **kw):
+    err = [0.0 if (e is None or (isinstance(e, float) and math.isnan(e))) else e for e in err]
+    if any(err):
+        ax.errorbar(x, y, yerr=err, label=label, capsize=3, **kw)
+    else:
+        ax.plot(x, y, label=label, **kw)
+
+
+def plot_sweep(t: pd.DataFrame, x: str, xlabel: str, title: str | None = None):
+    """Rank-1 and mAP against a swept setting, one line per dataset (the layout of Fig. 4)."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0), constrained_layout=True)
+    for ax, m, label in zip(axes, ("rank1", "mAP"), ("rank-1 (%)", "mAP (%)")):
+        for ds, sub in t.groupby("dataset", sort=False):
+            sub = sub.sort_values(x)
+            _errorbar(ax, sub[x].astype(int).tolist(), sub[m].tolist(), sub[f"{m}_std"].tolist(),
+                      DATASET_NAMES.get(ds, ds), marker="o")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(label)
+        if not t.empty:
+            ax.set_xticks(sorted({int(v) for v in t[x]}))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_misalignment(t: pd.DataFrame, variants: tuple[int, int] = (3, 8), title: str | None = None):
+    """Rank-1 and mAP against the synthetic misalignment knob for two variants."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0), constrained_layout=True)
+    for ax, m, label in zip(axes, ("rank1", "mAP"), ("rank-1 (%)", "mAP (%)")):
+        for v, style in zip(variants, ("--s", "-o")):
+            col = f"{m}_v{v}"
+            if col in t.columns:
+                ax.plot(t["misalignment"], t[col], style, label=variant_name(v))
+        ax.set_xlabel("misalignment knob (0 = same box in every frame)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+PREFERRED_LOSSES = ("total", "loss", "ce", "triplet", "reg")
+
+
+def loss_keys(histories: dict[str, list[dict]]) -> list[str]:
+    """The loss terms logged in the per-epoch history: the usual ones first (total, ce, triplet,
+    reg), then any other numeric key but epoch, lr, steps and eval_*."""
+    keys: list[str] = []
+    for hist in histories.values():
+        for rec in hist:
+            for k, v in rec.items():
+                if k in ("epoch", "lr", "steps") or k.startswith("eval_") or isinstance(v, bool) \
+                        or not isinstance(v, (int, float)):
+                    continue
+                if k not in keys:
+                    keys.append(k)
+    first = [k for k in PREFERRED_LOSSES if k in keys]
+    return first + [k for k in keys if k not in first]
+
+
+def plot_learning_curves(histories: dict[str, list[dict]], keys: list[str] | None = None, title: str | None = None,
+                         max_panels: int = 4):
+    """One panel per loss term, one line per run (label -> history of per-epoch records)."""
+    keys = (keys or loss_keys(histories))[:max_panels] or ["loss"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), constrained_layout=True, squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, hist in histories.items():
+            pts = [(r["epoch"], r[key]) for r in hist if isinstance(r.get(key), (int, float))]
+            if pts:
+                ax.plot(*zip(*pts), marker=".", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(key, fontsize=9)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="outside right upper")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_table2(t2: pd.DataFrame, dataset: str | None = None, title: str | None = None):
+    """Rank-1 and mAP per Table-2 variant: ours as bars, the paper's as markers where it has them."""
+    t = t2 if dataset is None else t2[t2["dataset"] == dataset]
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0), constrained_layout=True)
+    for ax, m, label in zip(axes, ("rank1", "mAP"), ("rank-1 (%)", "mAP (%)")):
+        x = t["variant"].astype(int).tolist()
+        colors = ["#9aa5b1" if v <= 3 else "#3b7dd8" for v in x]
+        ax.bar(x, t[m], color=colors, label="ours")
+        if t[f"{m}_paper"].notna().any():
+            ax.plot(x, t[f"{m}_paper"], "k_", markersize=14, mew=2, label="paper")
+        ax.set_xticks(x)
+        ax.set_xlabel("Table-2 variant (grey: no alignment, blue: region-aligned)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, axis="y")
+    if t["rank1_paper"].notna().any():
+        axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -1,0 +1,683 @@
+"""The study runner: a plan (YAML) -> runs of ``notebooks/train_evaluate`` -> aggregate notebooks.
+
+``python -m fgra_core.study --plan quick|paper|mars-mini|smoke|FILE`` expands the plan into runs
+(datasets x splits x each group's settings), executes ``train_evaluate`` with papermill for every
+run into ``results/runs/<run_id>/``, then executes the aggregate notebooks (``ablation``,
+``sweeps``, ``paper_vs_ours``, ``response_maps``), which write ``results/<plan>/*.csv|md`` and
+``figures/<plan>/*.png|pdf``.
+
+Idempotent: a run whose ``results.json`` says ``finished`` is skipped; a failed run gets a
+``status.json`` with the error and the tail of its traceback, and the study goes on; running the
+study again completes what is missing and leaves finished runs untouched.
+
+Plan format (see ``fgra_core/plans/*.yaml``)::
+
+    name: quick
+    config: quick_synthetic          # base run config (file, or name in fgra_core/configs/)
+    base: {train.epochs: 8}          # dotted settings for every run
+    datasets:
+      synthetic: {splits: [0]}       # per dataset: splits, and optionally config, root, env, set
+    groups:
+      ablation: {vary: {model.variant: [1, 2, 3, 4, 5, 6, 7, 8]}}
+      misalignment:                  # every combination of the listed values
+        datasets: [synthetic]
+        vary: {data.synthetic.misalignment: [0.0, 1.0], model.variant: [3, 8]}
+    aggregates: [ablation, sweeps, paper_vs_ours, response_maps]
+
+Group names tell the aggregate notebooks what a group is: ``ablation`` (Table 2, and Table 1
+from its variant-8 runs), ``seq_len`` and ``num_regions`` (Fig. 4), ``misalignment``.
+
+Dataset folders: ``--data-root NAME=PATH`` (repeatable), else the dataset's environment
+variable (``env`` in the plan; by default ``FGRA_<NAME>_ROOT``: ``FGRA_MARS_ROOT``,
+``FGRA_ILIDSVID_ROOT``, ``FGRA_PRID2011_ROOT``), else the plan's ``root``. Relative paths are relative to the project folder (``--project-dir``, the
+current folder by default), in which every notebook runs.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import itertools
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .errors import ConfigError, FGRAError
+from .io import atomic_write_json
+from .notebook_params import build_config, check_json_safe, resolve_config_source, settings_hash
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PLANS_DIR = PACKAGE_DIR / "plans"
+REPO_DIR = PACKAGE_DIR.parent
+NOTEBOOKS_DIR = REPO_DIR / "notebooks"
+RUN_NOTEBOOK = "train_evaluate"
+DEFAULT_AGGREGATES = ("ablation", "sweeps", "paper_vs_ours", "response_maps")
+PAPER_CSV = "results/paper_reported.csv"
+AGGREGATE_DIR = "_study"   # results/runs/_study/<plan>/: executed aggregate notebooks (no run id starts with _)
+TRACEBACK_TAIL = 40
+# the kernel's own start-up log (e.g. ipykernel's note on unencrypted local TCP) is noise here;
+# errors of the notebook's cells reach the runner through papermill
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+class StudyError(FGRAError):
+    """A plan that cannot be run (unknown keys, missing dataset folders, impossible settings)."""
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass
+class RunSpec:
+    """One run of the study."""
+
+    run_id: str
+    params: dict                       # the train_evaluate notebook's parameters (JSON-safe)
+    dataset: str
+    split_id: int
+    settings: dict                     # the resolved dotted settings the plan asked for
+    groups: list[str] = field(default_factory=list)
+    hash: str = ""
+
+    def to_json(self) -> dict:
+        return {"run_id": self.run_id, "dataset": self.dataset, "split_id": self.split_id,
+                "groups": list(self.groups), "hash": self.hash, "settings": self.settings, "params": self.params}
+
+
+@dataclass
+class Plan:
+    name: str
+    config: str | None
+    base: dict
+    datasets: dict[str, dict]
+    groups: dict[str, dict]
+    aggregates: list[str]
+    description: str = ""
+    source: str = ""
+
+
+_PLAN_KEYS = {"name", "description", "config", "base", "datasets", "groups", "aggregates"}
+_DATASET_KEYS = {"splits", "config", "root", "env", "set"}
+_GROUP_KEYS = {"vary", "datasets", "splits", "set", "title"}
+
+
+def plan_path(plan: str | os.PathLike) -> Path:
+    """A plan given as a file path, or as a name in ``fgra_core/plans/`` (``mars-mini`` and
+    ``mars_mini`` both work)."""
+    path = Path(plan)
+    if path.is_file():
+        return path
+    for name in {str(plan), str(plan).replace("-", "_"), str(plan).replace("_", "-")}:
+        cand = PLANS_DIR / f"{name}.yaml"
+        if cand.is_file():
+            return cand
+    names = sorted(p.stem for p in PLANS_DIR.glob("*.yaml"))
+    raise StudyError(f"plan {plan!r} is neither a YAML file nor one of the packaged plans: {', '.join(names)}")
+
+
+def _splits(value: Any, where: str) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, str) and re.fullmatch(r"\d+\s*-\s*\d+", value):
+        a, b = (int(x) for x in value.split("-"))
+        return list(range(a, b + 1))
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return list(value)
+    raise StudyError(f"{where}: splits must be an integer, a list of integers or a range 'A-B', got {value!r}")
+
+
+def _mapping(value: Any, where: str, keys: set[str] | None = None) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise StudyError(f"{where}: expected a mapping, got {value!r}")
+    if keys is not None:
+        unknown = sorted(set(value) - keys)
+        if unknown:
+            raise StudyError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(keys))}")
+    return value
+
+
+def load_plan(plan: str | os.PathLike | dict) -> Plan:
+    """Read and check a plan (structure only; settings are checked by :func:`expand_plan`)."""
+    if isinstance(plan, dict):
+        data, source = plan, "<dict>"
+    else:
+        path = plan_path(plan)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise StudyError(f"plan {path} is not valid YAML: {exc}") from exc
+        source = str(path)
+    where = f"plan {source}"
+    data = _mapping(data, where, _PLAN_KEYS)
+    name = data.get("name") or (Path(source).stem if source != "<dict>" else "plan")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(name)):
+        raise StudyError(f"{where}: name {name!r} must be letters, digits, '-', '_' or '.'")
+    base = _mapping(data.get("base"), f"{where}: base")
+    datasets_raw = _mapping(data.get("datasets"), f"{where}: datasets")
+    if not datasets_raw:
+        raise StudyError(f"{where}: needs at least one entry under datasets")
+    datasets = {}
+    for ds, spec in datasets_raw.items():
+        spec = _mapping(spec, f"{where}: datasets.{ds}", _DATASET_KEYS)
+        datasets[str(ds)] = {
+            "splits": _splits(spec.get("splits", 0), f"{where}: datasets.{ds}"),
+            "config": spec.get("config"),
+            "root": spec.get("root"),
+            "env": spec.get("env") or ROOT_ENV.format(str(ds).upper()),
+            "set": _mapping(spec.get("set"), f"{where}: datasets.{ds}.set"),
+        }
+    groups_raw = _mapping(data.get("groups"), f"{where}: groups")
+    if not groups_raw:
+        raise StudyError(f"{where}: needs at least one entry under groups")
+    groups = {}
+    for gname, spec in groups_raw.items():
+        spec = _mapping(spec, f"{where}: groups.{gname}", _GROUP_KEYS)
+        vary = _mapping(spec.get("vary"), f"{where}: groups.{gname}.vary")
+        for key, values in vary.items():
+            if not isinstance(values, list) or not values:
+                raise StudyError(f"{where}: groups.{gname}.vary.{key} must be a non-empty list, got {values!r}")
+        gds = spec.get("datasets")
+        if gds is not None:
+            if not isinstance(gds, list) or not all(d in datasets for d in gds):
+                raise StudyError(f"{where}: groups.{gname}.datasets must list datasets of the plan "
+                                 f"({', '.join(datasets)}), got {gds!r}")
+        groups[str(gname)] = {
+            "vary": vary,
+            "datasets": list(gds) if gds is not None else list(datasets),
+            "splits": _splits(spec["splits"], f"{where}: groups.{gname}") if "splits" in spec else None,
+            "set": _mapping(spec.get("set"), f"{where}: groups.{gname}.set"),
+            "title": spec.get("title", str(gname)),
+        }
+    aggregates = data.get("aggregates", list(DEFAULT_AGGREGATES))
+    if not isinstance(aggregates, list) or not all(isinstance(a, str) for a in aggregates):
+        raise StudyError(f"{where}: aggregates must be a list of notebook names, got {aggregates!r}")
+    return Plan(name=str(name), config=data.get("config"), base=base, datasets=datasets, groups=groups,
+                aggregates=aggregates, description=str(data.get("description", "")).strip(), source=source)
+
+
+ROOT_ENV = "FGRA_{}_ROOT"
+
+
+def dataset_roots(plan: Plan, cli_roots: dict[str, str] | None = None, environ: dict | None = None,
+                  project_dir: str | os.PathLike = ".") -> dict[str, str | None]:
+    """The data folder of every dataset of the plan; raise ``StudyError`` naming each one that is
+    missing, with the ways to give it."""
+    environ = os.environ if environ is None else environ
+    cli_roots = dict(cli_roots or {})
+    unknown = sorted(set(cli_roots) - set(plan.datasets))
+    if unknown:
+        raise StudyError(f"--data-root names dataset(s) {', '.join(unknown)} that plan {plan.name} does not use "
+                         f"(its datasets: {', '.join(plan.datasets)})")
+    roots: dict[str, str | None] = {}
+    missing = []
+    for ds, spec in plan.datasets.items():
+        if ds == "synthetic":
+            roots[ds] = None
+            continue
+        env = spec["env"]
+        root = cli_roots.get(ds) or environ.get(env) or spec.get("root")
+        how = f"give --data-root {ds}=/path/to/{ds} or set {env}"
+        if not root:
+            missing.append(f"  {ds}: no data folder given ({how})")
+            continue
+        full = Path(root) if Path(root).is_absolute() else Path(project_dir) / root
+        if not full.is_dir():
+            missing.append(f"  {ds}: data folder {root} does not exist ({how}); {_layout(ds)}")
+            continue
+        roots[ds] = str(root)
+    if missing:
+        raise StudyError(f"plan {plan.name}: missing dataset folder(s):\n" + "\n".join(missing))
+    return roots
+
+
+def _layout(ds: str) -> str:
+    try:
+        if ds == "mars":
+            from .data.mars import MARS_LAYOUT as text
+        elif ds == "ilidsvid":
+            from .data.ilidsvid import ILIDS_LAYOUT as text
+        elif ds == "prid2011":
+            from .data.prid2011 import PRID_LAYOUT as text
+        else:
+            return ""
+        return str(text)
+    except Exception:  # the readers' layout notes are a nicety; never hide the real message
+        return ""
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return re.sub(r"[^A-Za-z0-9.]+", "", str(value))[:16] or "x"
+
+
+def run_id_for(settings_cfg, digest: str) -> str:
+    """Readable id of a run: dataset, split, variant, sequence length, regions (and the
+    misalignment knob on the synthetic set), then the short settings hash."""
+    c = settings_cfg
+    parts = [c.data.dataset, f"s{c.data.split_id}", f"v{c.model.variant}", f"len{c.data.seq_len}",
+             f"ns{c.model.num_regions}"]
+    if c.data.dataset == "synthetic":
+        parts.append(f"mis{_fmt(c.data.synthetic.misalignment)}")
+    return "-".join(parts) + f"-{digest}"
+
+
+def expand_plan(plan: Plan, *, runs_dir: str | os.PathLike = "results/runs", roots: dict[str, str | None] | None = None,
+                extra: dict | None = None, show_progress: bool = True, num_threads: int = 0,
+                response_maps: int = 2, smoke: bool = False) -> list[RunSpec]:
+    """All runs of a plan, deduplicated: runs whose settings are the same (see
+    :func:`~fgra_core.notebook_params.settings_hash`) are one run that belongs to several groups.
+
+    ``extra`` holds dotted settings for every run (the CLI's ``--set``); a key ``NAME:dotted``
+    applies to dataset NAME only. Every run's settings are validated here, before anything runs.
+    """
+    roots = roots if roots is not None else {ds: plan.datasets[ds].get("root") for ds in plan.datasets}
+    extra = dict(extra or {})
+    check_json_safe(plan.base, "base")
+    check_json_safe(extra, "--set")
+    scoped: dict[str, dict] = {}
+    for key in list(extra):
+        if ":" in key:
+            ds, dotted = key.split(":", 1)
+            if ds not in plan.datasets:
+                raise StudyError(f"--set {key}: plan {plan.name} has no dataset {ds!r}")
+            scoped.setdefault(ds, {})[dotted] = extra.pop(key)
+    by_hash: dict[str, RunSpec] = {}
+    order: list[str] = []
+    for gname, group in plan.groups.items():
+        keys = list(group["vary"])
+        combos = list(itertools.product(*(group["vary"][k] for k in keys))) if keys else [()]
+        for ds in group["datasets"]:
+            dspec = plan.datasets[ds]
+            splits = group["splits"] if group["splits"] is not None else dspec["splits"]
+            for split in splits:
+                for combo in combos:
+                    settings: dict = {}
+                    settings.update(plan.base)
+                    settings.update(dspec["set"])
+                    settings["data.dataset"] = ds
+                    settings["data.split_id"] = split
+                    if roots.get(ds) is not None:
+                        settings["data.root"] = roots[ds]
+                    settings.update(group["set"])
+                    settings.update(dict(zip(keys, combo)))
+                    settings.update(extra)
+                    settings.update(scoped.get(ds, {}))
+                    config = dspec["config"] or plan.config
+                    where = f"plan {plan.name}, group {gname}, dataset {ds}, split {split}" + (
+                        "".join(f", {k}={v!r}" for k, v in zip(keys, combo)))
+                    try:
+                        check_json_safe(settings, "settings")
+                        cfg = build_config({"config": config, "overrides": settings})
+                    except ConfigError as exc:
+                        raise StudyError(f"{where}: {exc}") from None
+                    digest = settings_hash(cfg)
+                    if digest in by_hash:
+                        spec = by_hash[digest]
+                        if gname not in spec.groups:
+                            spec.groups.append(gname)
+                        continue
+                    run_id = run_id_for(cfg, digest)
+                    params = {
+                        "config": config,
+                        "overrides": settings,
+                        "run_dir": str(Path(runs_dir) / run_id),
+                        "show_progress": bool(show_progress),
+                        "num_threads": int(num_threads),
+                        "response_maps": int(response_maps),
+                        "smoke": bool(smoke),
+                    }
+                    check_json_safe(params, "parameters")
+                    by_hash[digest] = RunSpec(run_id=run_id, params=params, dataset=ds, split_id=int(split),
+                                              settings=settings, groups=[gname], hash=digest)
+                    order.append(digest)
+    return [by_hash[d] for d in order]
+
+
+# --------------------------------------------------------------------------- run states
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_finished(run_dir: str | os.PathLike) -> bool:
+    result = read_json(Path(run_dir) / "results.json")
+    return bool(result) and result.get("status") == "finished"
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def traceback_tail(exc: BaseException, lines: int = TRACEBACK_TAIL) -> list[str]:
+    """The last ``lines`` lines of an exception's traceback (papermill's cell traceback when the
+    notebook raised), without terminal colours."""
+    tb = getattr(exc, "traceback", None)   # PapermillExecutionError: the kernel's traceback lines
+    if tb:
+        text = "\n".join(_ANSI.sub("", str(t)) for t in tb)
+    else:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    out = [ln for ln in text.splitlines() if ln.strip()]
+    return out[-lines:]
+
+
+def error_summary(exc: BaseException) -> str:
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        return f"{ename}: {_ANSI.sub('', str(evalue))}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def record_failure(run_dir: Path, spec: RunSpec, exc: BaseException, seconds: float) -> dict:
+    previous = read_json(run_dir / "status.json") or {}
+    status = {
+        "status": "failed",
+        "run_id": spec.run_id,
+        "error": error_summary(exc),
+        "traceback_tail": traceback_tail(exc),
+        "failed_at": _now(),
+        "seconds": round(seconds, 1),
+        "attempts": int(previous.get("attempts", 0)) + 1,
+        "groups": spec.groups,
+        "params": spec.params,
+    }
+    atomic_write_json(run_dir / "status.json", status)
+    return status
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def papermill_run(spec: RunSpec, *, notebooks_dir: Path, project_dir: Path) -> None:
+    """Execute ``train_evaluate`` for one run; the executed notebook and a log go to its folder."""
+    import papermill as pm
+
+    run_dir = Path(spec.params["run_dir"])
+    if not run_dir.is_absolute():
+        run_dir = project_dir / run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "run.log", "a", encoding="utf-8") as log:
+        log.write(f"--- {_now()} run {spec.run_id}\n")
+        log.flush()
+        pm.execute_notebook(
+            str(notebooks_dir / f"{RUN_NOTEBOOK}.ipynb"), str(run_dir / f"{RUN_NOTEBOOK}.ipynb"),
+            parameters=spec.params, kernel_name="python3", cwd=str(project_dir), progress_bar=False,
+            stdout_file=log, stderr_file=log, extra_arguments=KERNEL_ARGS)
+
+
+def papermill_aggregate(name: str, params: dict, *, notebooks_dir: Path, out_path: Path, project_dir: Path) -> None:
+    import papermill as pm
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(str(notebooks_dir / f"{name}.ipynb"), str(out_path), parameters=params,
+                        kernel_name="python3", cwd=str(project_dir), progress_bar=False,
+                        extra_arguments=KERNEL_ARGS)
+
+
+@dataclass
+class StudyReport:
+    plan: str
+    finished: list[str] = field(default_factory=list)   # computed in this call
+    skipped: list[str] = field(default_factory=list)    # already finished before
+    failed: dict[str, str] = field(default_factory=dict)
+    aggregates: dict[str, str] = field(default_factory=dict)  # name -> "done" | "skipped: ..." | "failed: ..."
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not any(v.startswith("failed") for v in self.aggregates.values())
+
+    def summary(self) -> str:
+        lines = [f"study {self.plan}: {len(self.finished)} run(s) computed, {len(self.skipped)} already finished, "
+                 f"{len(self.failed)} failed, {self.seconds:.0f} s"]
+        for run_id, err in self.failed.items():
+            lines.append(f"  FAILED {run_id}: {err}")
+        for name, state in self.aggregates.items():
+            lines.append(f"  {name}: {state}")
+        return "\n".join(lines)
+
+
+class Study:
+    """Runs a plan. ``run_fn(spec)`` executes one run (default: papermill on ``train_evaluate``);
+    ``aggregate_fn(name, params, out_path)`` executes one aggregate notebook."""
+
+    def __init__(self, plan: Plan | str | os.PathLike, *, project_dir: str | os.PathLike = ".",
+                 results_dir: str | os.PathLike | None = None, figures_dir: str | os.PathLike | None = None,
+                 runs_dir: str | os.PathLike | None = None, notebooks_dir: str | os.PathLike | None = None,
+                 paper_csv: str | os.PathLike | None = None, data_roots: dict[str, str] | None = None,
+                 extra: dict | None = None, environ: dict | None = None, smoke: bool = False,
+                 num_threads: int = 0, response_maps: int = 2, show_progress: bool = True,
+                 run_fn: Callable[[RunSpec], Any] | None = None,
+                 aggregate_fn: Callable[[str, dict, Path], Any] | None = None):
+        self.plan = plan if isinstance(plan, Plan) else load_plan(plan)
+        self.project_dir = Path(project_dir).resolve()
+        p = self.project_dir
+        self.results_root = Path(results_dir) if results_dir else p / "results"
+        self.runs_dir = Path(runs_dir) if runs_dir else self.results_root / "runs"
+        self.results_dir = self.results_root / self.plan.name
+        self.figures_dir = (Path(figures_dir) if figures_dir else p / "figures") / self.plan.name
+        self.notebooks_dir = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
+        self.paper_csv = Path(paper_csv) if paper_csv else (
+            p / PAPER_CSV if (p / PAPER_CSV).is_file() else REPO_DIR / PAPER_CSV)
+        self.show_progress = show_progress
+        roots = dataset_roots(self.plan, data_roots, environ, p)
+        self.runs = expand_plan(self.plan, runs_dir=self._abs(self.runs_dir), roots=roots, extra=extra,
+                                show_progress=show_progress, num_threads=num_threads,
+                                response_maps=response_maps, smoke=smoke)
+        self.smoke = smoke
+        self.run_fn = run_fn or (lambda spec: papermill_run(spec, notebooks_dir=self.notebooks_dir,
+                                                            project_dir=self.project_dir))
+        self.aggregate_fn = aggregate_fn or (lambda name, params, out: papermill_aggregate(
+            name, params, notebooks_dir=self.notebooks_dir, out_path=out, project_dir=self.project_dir))
+
+    def _abs(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.project_dir / path
+
+    @property
+    def manifest_path(self) -> Path:
+        return self._abs(self.results_dir) / "manifest.json"
+
+    def run_dir(self, spec: RunSpec) -> Path:
+        return self._abs(Path(spec.params["run_dir"]))
+
+    def write_manifest(self, states: dict[str, str] | None = None) -> Path:
+        states = states or {}
+        data = {
+            "plan": self.plan.name,
+            "plan_source": self.plan.source,
+            "description": self.plan.description,
+            "written_at": _now(),
+            "runs_dir": str(self._abs(self.runs_dir)),
+            "groups": {g: spec["title"] for g, spec in self.plan.groups.items()},
+            "runs": [{**spec.to_json(), "state": states.get(spec.run_id, "pending")} for spec in self.runs],
+        }
+        return atomic_write_json(self.manifest_path, data)
+
+    def states(self) -> dict[str, str]:
+        out = {}
+        for spec in self.runs:
+            rd = self.run_dir(spec)
+            if is_finished(rd):
+                out[spec.run_id] = "finished"
+            else:
+                st = read_json(rd / "status.json") or {}
+                out[spec.run_id] = st.get("status", "pending")
+        return out
+
+    # ----------------------------------------------------------------- runs
+    def execute_runs(self, report: StudyReport) -> None:
+        from tqdm.auto import tqdm
+
+        self.write_manifest(self.states())
+        bar = tqdm(self.runs, desc=f"study {self.plan.name}", unit="run", disable=not self.show_progress,
+                   dynamic_ncols=True)
+        for spec in bar:
+            bar.set_postfix_str(spec.run_id, refresh=True)
+            rd = self.run_dir(spec)
+            if is_finished(rd):
+                report.skipped.append(spec.run_id)
+                continue
+            t0 = time.time()
+            try:
+                self.run_fn(spec)
+                if not is_finished(rd):
+                    raise RuntimeError(f"the run ended without a finished results.json in {rd}")
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # a failed run is recorded and the study goes on
+                status = record_failure(rd, spec, exc, time.time() - t0)
+                report.failed[spec.run_id] = status["error"]
+                bar.write(f"run {spec.run_id} failed: {status['error']} (details in {rd / 'status.json'})")
+                continue
+            atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id,
+                                                   "finished_at": _now(), "seconds": round(time.time() - t0, 1),
+                                                   "groups": spec.groups, "params": spec.params})
+            report.finished.append(spec.run_id)
+        bar.close()
+        self.write_manifest(self.states())
+
+    # ----------------------------------------------------------------- aggregates
+    def response_maps_run(self) -> Path | None:
+        """The run whose response maps the study shows: a finished full-model (variant 8) run,
+        from the ablation group if there is one."""
+        def rank(spec: RunSpec) -> tuple:
+            return ("ablation" not in spec.groups, list(self.plan.datasets).index(spec.dataset), spec.split_id)
+
+        cands = [s for s in self.runs if is_finished(self.run_dir(s))
+                 and (read_json(self.run_dir(s) / "results.json") or {}).get("variant") == 8]
+        return self.run_dir(min(cands, key=rank)) if cands else None
+
+    def aggregate_params(self, name: str) -> dict | None:
+        if name == "response_maps":
+            run_dir = self.response_maps_run()
+            if run_dir is None:
+                return None
+            return {"run_dir": str(run_dir), "figures_dir": str(self._abs(self.figures_dir)), "smoke": bool(self.smoke)}
+        return {
+            "manifest": str(self.manifest_path),
+            "runs_dir": str(self._abs(self.runs_dir)),
+            "results_dir": str(self._abs(self.results_dir)),
+            "figures_dir": str(self._abs(self.figures_dir)),
+            "paper_csv": str(self.paper_csv),
+            "smoke": bool(self.smoke),
+        }
+
+    def execute_aggregates(self, report: StudyReport, names: list[str] | None = None) -> None:
+        names = self.plan.aggregates if names is None else names
+        for name in names:
+            nb = self.notebooks_dir / f"{name}.ipynb"
+            if not nb.is_file():
+                report.aggregates[name] = f"skipped: {nb} does not exist"
+                print(f"note: aggregate notebook {nb} does not exist; skipped")
+                continue
+            params = self.aggregate_params(name)
+            if params is None:
+                report.aggregates[name] = "skipped: no finished full-model (variant 8) run to show"
+                print(f"note: {name} skipped: no finished full-model (variant 8) run")
+                continue
+            out = self._abs(self.runs_dir) / AGGREGATE_DIR / self.plan.name / f"{name}.ipynb"
+            t0 = time.time()
+            try:
+                self.aggregate_fn(name, params, out)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                report.aggregates[name] = f"failed: {error_summary(exc)}"
+                print(f"aggregate {name} failed: {error_summary(exc)}\n" + "\n".join(traceback_tail(exc, 15)))
+                continue
+            report.aggregates[name] = f"done ({time.time() - t0:.0f} s, executed notebook {out})"
+
+    def run(self, *, aggregates: bool = True) -> StudyReport:
+        t0 = time.time()
+        report = StudyReport(plan=self.plan.name)
+        self.execute_runs(report)
+        if aggregates:
+            self.execute_aggregates(report)
+        report.seconds = time.time() - t0
+        return report
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["device=cuda", "train.epochs=3"]`` -> ``{"device": "cuda", "train.epochs": 3}`` (values read as YAML)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise StudyError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _parse_roots(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise StudyError(f"--data-root expects NAME=PATH (e.g. mars=/data/MARS), got {item!r}")
+        name, path = item.split("=", 1)
+        out[name.strip().lower()] = path.strip()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fgra_core.study", description=__doc__.splitlines()[0])
+    parser.add_argument("--plan", default="quick", help="quick, paper, mars-mini, smoke, or a plan YAML file")
+    parser.add_argument("--data-root", action="append", default=[], metavar="NAME=PATH",
+                        help="data folder of a dataset (mars, ilidsvid, prid2011); repeatable; "
+                             "else FGRA_<NAME>_ROOT, else the plan's root")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for every run, e.g. --set device=cuda or --set prid2011:data.split_file=F")
+    parser.add_argument("--project-dir", default=".", help="folder holding results/ and figures/ (default: .)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads per run (0: torch's default)")
+    parser.add_argument("--list", action="store_true", help="print the runs of the plan and their state, then stop")
+    parser.add_argument("--no-aggregates", action="store_true", help="only the runs")
+    parser.add_argument("--aggregates-only", action="store_true", help="only the aggregate notebooks")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        study = Study(args.plan, project_dir=args.project_dir, data_roots=_parse_roots(args.data_root),
+                      extra=parse_overrides(args.overrides), num_threads=args.threads,
+                      show_progress=not args.no_progress)
+    except FGRAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.list:
+        states = study.states()
+        print(f"plan {study.plan.name} ({study.plan.source}): {len(study.runs)} runs")
+        for spec in study.runs:
+            print(f"  {states[spec.run_id]:9s} {spec.run_id}  [{', '.join(spec.groups)}]")
+        return 0
+    report = StudyReport(plan=study.plan.name)
+    t0 = time.time()
+    if not args.aggregates_only:
+        study.execute_runs(report)
+    else:
+        study.write_manifest(study.states())
+    if not args.no_aggregates:
+        study.execute_aggregates(report)
+    report.seconds = time.time() - t0
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,371 @@
+"""Results of finished runs as pandas tables: Table 2 (ablation), Table 1 (ours beside the
+paper), the Fig.-4 sweeps and the misalignment comparison; CSV + Markdown written atomically.
+
+The results store is ``results/runs/*/results.json`` (written by :func:`fgra_core.train.run`);
+a study manifest (``results/<plan>/manifest.json``, written by :mod:`fgra_core.study`) says
+which runs belong to which group of the plan. Numbers are percentages; over several splits the
+mean is reported, with the standard deviation and the number of splits beside it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from .io import atomic_write_text
+
+METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP")
+LABELS = {"rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10", "rank20": "rank-20", "mAP": "mAP"}
+DATASET_NAMES = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID-2011", "synthetic": "synthetic"}
+DASH = "—"
+
+
+def variant_name(index: int) -> str:
+    """``"8. GB+RAM+TAS+CR+SA"``: a Table-2 row as the paper prints it."""
+    try:
+        from .models.fgra import VARIANTS
+
+        return f"{index}. {VARIANTS[int(index)].name}"
+    except Exception:  # the model package is not importable: the number alone
+        return f"{index}."
+
+
+# --------------------------------------------------------------------------- collecting
+
+
+def load_manifest(path: str | os.PathLike | None) -> dict | None:
+    if not path:
+        return None
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _row(result: dict, run_id: str) -> dict:
+    cfg = result.get("config") or {}
+    data = cfg.get("data") or {}
+    metrics = result.get("metrics") or {}
+    row = {
+        "run_id": run_id,
+        "dataset": result.get("dataset", data.get("dataset")),
+        "split_id": result.get("split_id", data.get("split_id")),
+        "variant": result.get("variant"),
+        "backbone": result.get("backbone"),
+        "seq_len": result.get("seq_len"),
+        "num_regions": result.get("num_regions"),
+        "epochs": result.get("epochs"),
+        "seed": result.get("seed"),
+        "misalignment": (data.get("synthetic") or {}).get("misalignment") if data.get("dataset") == "synthetic" else math.nan,
+        "height": data.get("height"),
+        "width": data.get("width"),
+        "weights": (cfg.get("model") or {}).get("weights"),
+        "protocol": result.get("protocol", metrics.get("protocol")),
+        "ap_form": result.get("ap_form", metrics.get("ap_form")),
+        "num_queries": metrics.get("num_queries"),
+        "num_valid": metrics.get("num_valid"),
+        "train_time_s": result.get("train_time_s"),
+        "eval_time_s": result.get("eval_time_s"),
+        "device": result.get("device"),
+        "run_dir": result.get("run_dir"),
+    }
+    for m in METRICS:
+        value = metrics.get(m)
+        row[m] = float(value) if value is not None else math.nan
+    return row
+
+
+def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per finished run under ``runs_dir``. With a manifest, only that study's runs, with
+    a ``groups`` column (the plan's groups each run belongs to)."""
+    if manifest is not None and not isinstance(manifest, dict):
+        manifest = load_manifest(manifest)
+    membership = None
+    if manifest:
+        membership = {r["run_id"]: list(r.get("groups", [])) for r in manifest.get("runs", [])}
+    rows = []
+    for path in sorted(Path(runs_dir).glob("*/results.json")):
+        run_id = path.parent.name
+        if membership is not None and run_id not in membership:
+            continue
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if result.get("status") != "finished":
+            continue
+        row = _row(result, run_id)
+        row["groups"] = membership.get(run_id, []) if membership is not None else []
+        rows.append(row)
+    cols = ["run_id", "dataset", "split_id", "variant", "backbone", "seq_len", "num_regions", "epochs", "seed",
+            "misalignment", "height", "width", "weights", "protocol", "ap_form", "num_queries", "num_valid",
+            "train_time_s", "eval_time_s", "device", "run_dir", *METRICS, "groups"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def in_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Rows of ``group``; when no row carries group labels (no manifest), every row."""
+    if df.empty or not df["groups"].map(bool).any():
+        return df
+    return df[df["groups"].map(lambda g: group in g)]
+
+
+def load_paper(csv: str | os.PathLike) -> pd.DataFrame:
+    """The paper's numbers (long format: table, dataset, method, variant, metric, value)."""
+    return pd.read_csv(csv)
+
+
+def _aggregate(df: pd.DataFrame, keys: list[str], metrics: Iterable[str] = METRICS) -> pd.DataFrame:
+    metrics = list(metrics)
+    if df.empty:
+        return pd.DataFrame(columns=[*keys, *metrics, *(f"{m}_std" for m in metrics), "splits", "protocol"])
+    g = df.groupby(keys, dropna=False, sort=True)
+    out = g[metrics].mean()
+    std = g[metrics].std(ddof=0).add_suffix("_std")
+    out = out.join(std)
+    out["splits"] = g["split_id"].nunique()
+    out["protocol"] = g["protocol"].agg(lambda s: "/".join(sorted({str(x) for x in s})))
+    return out.reset_index()
+
+
+# --------------------------------------------------------------------------- Table 2
+
+
+def table2(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ablation") -> pd.DataFrame:
+    """Per dataset and variant: our rank-1 / rank-5 / mAP (mean over splits), the paper's, and
+    ours minus the paper's."""
+    rows = in_group(df, group)
+    out = _aggregate(rows, ["dataset", "variant"], ("rank1", "rank5", "mAP"))
+    out["method"] = out["variant"].map(lambda v: variant_name(int(v)))
+    for m in ("rank1", "rank5", "mAP"):
+        out[f"{m}_paper"] = math.nan
+    if paper is not None and not out.empty:
+        p = paper[paper["table"] == "table2"].pivot_table(index=["dataset", "variant"], columns="metric", values="value")
+        for i, r in out.iterrows():
+            key = (r["dataset"], int(r["variant"]))
+            if key in p.index:
+                for m in ("rank1", "rank5", "mAP"):
+                    if m in p.columns:
+                        out.at[i, f"{m}_paper"] = p.loc[key, m]
+    for m in ("rank1", "rank5", "mAP"):
+        out[f"{m}_diff"] = out[m] - out[f"{m}_paper"]
+    cols = ["dataset", "variant", "method", "splits", "protocol"]
+    for m in ("rank1", "rank5", "mAP"):
+        cols += [m, f"{m}_std", f"{m}_paper", f"{m}_diff"]
+    return out[cols]
+
+
+def alignment_summary(t2: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset: do the region-aligned rows (4-8) beat the unaligned rows (1-3)? Mean and best
+    rank-1 / mAP of each block, and the direct comparison of row 4 (GB+RAM+AVG) with row 3 (GB+AVG)."""
+    rows = []
+    for ds, t in t2.groupby("dataset", sort=False):
+        un, al = t[t["variant"] <= 3], t[t["variant"] >= 4]
+        r3, r4, r8 = (t[t["variant"] == v] for v in (3, 4, 8))
+        rows.append({
+            "dataset": ds,
+            "rank1_unaligned_mean": un["rank1"].mean(), "rank1_aligned_mean": al["rank1"].mean(),
+            "rank1_unaligned_best": un["rank1"].max(), "rank1_aligned_best": al["rank1"].max(),
+            "mAP_unaligned_mean": un["mAP"].mean(), "mAP_aligned_mean": al["mAP"].mean(),
+            "rank1_v4_minus_v3": (r4["rank1"].iloc[0] - r3["rank1"].iloc[0]) if len(r3) and len(r4) else math.nan,
+            "mAP_v4_minus_v3": (r4["mAP"].iloc[0] - r3["mAP"].iloc[0]) if len(r3) and len(r4) else math.nan,
+            "rank1_v8_minus_v3": (r8["rank1"].iloc[0] - r3["rank1"].iloc[0]) if len(r3) and len(r8) else math.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def alignment_verdict(summary: pd.DataFrame) -> list[str]:
+    """Plain sentences on whether alignment helped, one per dataset (no spin: the numbers decide)."""
+    lines = []
+    for _, r in summary.iterrows():
+        name = DATASET_NAMES.get(r["dataset"], r["dataset"])
+        if any(math.isnan(r[k]) for k in ("rank1_aligned_mean", "rank1_unaligned_mean")):
+            lines.append(f"{name}: not enough variants to compare aligned and unaligned rows.")
+            continue
+        mean_gap = r["rank1_aligned_mean"] - r["rank1_unaligned_mean"]
+        best_gap = r["rank1_aligned_best"] - r["rank1_unaligned_best"]
+        word = "beat" if mean_gap > 0 and best_gap > 0 else ("do not beat" if mean_gap <= 0 and best_gap <= 0 else "are mixed against")
+        text = (f"{name}: the region-aligned rows 4-8 {word} the unaligned rows 1-3 "
+                f"(mean rank-1 {r['rank1_aligned_mean']:.1f} vs {r['rank1_unaligned_mean']:.1f}, "
+                f"best {r['rank1_aligned_best']:.1f} vs {r['rank1_unaligned_best']:.1f}; "
+                f"mean mAP {r['mAP_aligned_mean']:.1f} vs {r['mAP_unaligned_mean']:.1f})")
+        if not math.isnan(r["rank1_v4_minus_v3"]):
+            text += f"; row 4 minus row 3 (RAM added): rank-1 {r['rank1_v4_minus_v3']:+.1f}, mAP {r['mAP_v4_minus_v3']:+.1f}"
+        lines.append(text + ".")
+    return lines
+
+
+# --------------------------------------------------------------------------- Table 1
+
+
+def table1(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ablation", variant: int = 8) -> pd.DataFrame:
+    """Per dataset, three rows: the paper's FGRA row, ours (the full model, mean over splits), and
+    ours minus the paper's (only ours where the paper has no numbers); with the evaluation
+    protocol, AP form and the run's recipe."""
+    rows = df[df["variant"] == variant] if not df.empty else df
+    if not df.empty and df["groups"].map(lambda g: "table1" in g).any():
+        rows = in_group(rows, "table1")
+    else:
+        rows = in_group(rows, group)
+    ours = _aggregate(rows, ["dataset"])
+    recipe = {}
+    for ds, sub in rows.groupby("dataset"):
+        first = sub.iloc[0]
+        recipe[ds] = {"ap_form": "/".join(sorted({str(x) for x in sub["ap_form"]})),
+                      "recipe": f"{first['backbone']}, {first['height']}x{first['width']}, N={first['seq_len']}, "
+                                f"N_s={first['num_regions']}, {first['epochs']} ep"}
+    paper_rows = {}
+    if paper is not None:
+        p = paper[paper["table"] == "table1"]
+        for ds, sub in p.groupby("dataset"):
+            paper_rows[ds] = dict(zip(sub["metric"], sub["value"]))
+    datasets = list(dict.fromkeys([*ours["dataset"].tolist()]))
+    out = []
+    for ds in datasets:
+        o = ours[ours["dataset"] == ds].iloc[0]
+        pr = paper_rows.get(ds, {})
+        base = {"dataset": ds, "protocol": o["protocol"], "ap_form": recipe[ds]["ap_form"], "splits": int(o["splits"])}
+        if pr:
+            out.append({**base, "row": "paper (FGRA)", **{m: pr.get(m, math.nan) for m in METRICS},
+                        "protocol": "not stated", "ap_form": "", "splits": math.nan,
+                        "recipe": "ResNet-50 ImageNet, 256x128, N=6, N_s=4"})
+        out.append({**base, "row": "ours", **{m: o[m] for m in METRICS}, "recipe": recipe[ds]["recipe"]})
+        if pr:  # the paper has no numbers for the synthetic set
+            out.append({**base, "row": "ours - paper", **{m: o[m] - pr.get(m, math.nan) for m in METRICS}, "recipe": ""})
+    cols = ["dataset", "row", *METRICS, "protocol", "ap_form", "splits", "recipe"]
+    return pd.DataFrame(out, columns=cols)
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def sweep_table(df: pd.DataFrame, group: str, x: str) -> pd.DataFrame:
+    """Rank-1 and mAP against the swept setting ``x`` (``seq_len`` or ``num_regions``)."""
+    rows = in_group(df, group)
+    if not df.empty and not df["groups"].map(bool).any():
+        rows = rows[rows["variant"] == 8]
+    return _aggregate(rows, ["dataset", x], ("rank1", "mAP"))
+
+
+def misalignment_table(df: pd.DataFrame, group: str = "misalignment", variants: tuple[int, int] = (3, 8)) -> pd.DataFrame:
+    """Rank-1 and mAP against the synthetic misalignment knob, one column per variant, and the gap."""
+    rows = in_group(df, group)
+    rows = rows[rows["variant"].isin(variants) & rows["misalignment"].notna()]
+    agg = _aggregate(rows, ["misalignment", "variant"], ("rank1", "mAP"))
+    if agg.empty:
+        return pd.DataFrame(columns=["misalignment"])
+    wide = agg.pivot_table(index="misalignment", columns="variant", values=["rank1", "mAP"])
+    out = pd.DataFrame(index=wide.index)
+    a, b = variants
+    for m in ("rank1", "mAP"):
+        for v in variants:
+            out[f"{m}_v{v}"] = wide[(m, v)] if (m, v) in wide.columns else math.nan
+        out[f"{m}_v{b}_minus_v{a}"] = out[f"{m}_v{b}"] - out[f"{m}_v{a}"]
+    return out.reset_index()
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _num(value, digits: int = 1, signed: bool = False) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value) if value not in (None, "") else DASH
+    if math.isnan(v):
+        return DASH
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def _with_std(mean, std, splits) -> str:
+    text = _num(mean)
+    if text != DASH and splits and int(splits) > 1 and not math.isnan(float(std)):
+        text += f" ± {float(std):.1f}"
+    return text
+
+
+def _md(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
+def table2_markdown(t2: pd.DataFrame) -> str:
+    if t2.empty:
+        return "_No finished ablation runs._\n"
+    parts = []
+    for ds, t in t2.groupby("dataset", sort=False):
+        has_paper = t["rank1_paper"].notna().any()
+        splits = int(t["splits"].max())
+        head = f"**{DATASET_NAMES.get(ds, ds)}** (protocol {t['protocol'].iloc[0]}, {splits} split{'s' if splits > 1 else ''}"
+        head += ")" if has_paper else "; the paper has no numbers for this set)"
+        rows = []
+        for _, r in t.iterrows():
+            row = {"variant": r["method"]}
+            for m in ("rank1", "rank5", "mAP"):
+                row[LABELS[m]] = _with_std(r[m], r[f"{m}_std"], r["splits"])
+                if has_paper:
+                    row[f"{LABELS[m]} paper"] = _num(r[f"{m}_paper"])
+                    row[f"Δ {LABELS[m]}"] = _num(r[f"{m}_diff"], signed=True)
+            rows.append(row)
+        parts.append(head + "\n\n" + _md(pd.DataFrame(rows)) + "\n")
+    return "\n".join(parts)
+
+
+def table1_markdown(t1: pd.DataFrame) -> str:
+    if t1.empty:
+        return "_No finished full-model runs._\n"
+    rows = []
+    for _, r in t1.iterrows():
+        signed = r["row"] == "ours - paper"
+        row = {"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]), "row": r["row"]}
+        for m in METRICS:
+            row[LABELS[m]] = _num(r[m], signed=signed)
+        row["protocol"] = r["protocol"] if r["row"] != "ours - paper" else ""
+        row["AP"] = r["ap_form"] if r["row"] == "ours" else ""
+        row["recipe"] = r["recipe"]
+        rows.append(row)
+    return _md(pd.DataFrame(rows)) + "\n"
+
+
+def sweep_markdown(t: pd.DataFrame, x: str, label: str) -> str:
+    if t.empty:
+        return "_No finished sweep runs._\n"
+    rows = []
+    for _, r in t.iterrows():
+        rows.append({"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]), label: int(r[x]),
+                     "rank-1": _with_std(r["rank1"], r["rank1_std"], r["splits"]),
+                     "mAP": _with_std(r["mAP"], r["mAP_std"], r["splits"]), "splits": int(r["splits"])})
+    return _md(pd.DataFrame(rows)) + "\n"
+
+
+def misalignment_markdown(t: pd.DataFrame, variants: tuple[int, int] = (3, 8)) -> str:
+    if t.empty or len(t.columns) == 1:
+        return "_No finished misalignment runs._\n"
+    a, b = variants
+    rows = []
+    for _, r in t.iterrows():
+        rows.append({
+            "misalignment": _num(r["misalignment"], 2),
+            f"rank-1 {variant_name(a)}": _num(r[f"rank1_v{a}"]), f"rank-1 {variant_name(b)}": _num(r[f"rank1_v{b}"]),
+            f"Δ rank-1 ({b} - {a})": _num(r[f"rank1_v{b}_minus_v{a}"], signed=True),
+            f"mAP {a}": _num(r[f"mAP_v{a}"]), f"mAP {b}": _num(r[f"mAP_v{b}"]),
+            f"Δ mAP ({b} - {a})": _num(r[f"mAP_v{b}_minus_v{a}"], signed=True),
+        })
+    return _md(pd.DataFrame(rows)) + "\n"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_table(frame: pd.DataFrame, stem: str | os.PathLike, markdown: str | None = None,
+                title: str | None = None) -> list[Path]:
+    """``<stem>.csv`` (full precision) and ``<stem>.md`` (formatted), each written atomically."""
+    stem = Path(stem)
+    written = [atomic_write_text(stem.with_name(f"{stem.name}.csv"), frame.to_csv(index=False))]
+    if markdown is not None:
+        text = (f"## {title}\n\n" if title else "") + markdown
+        written.append(atomic_write_text(stem.with_name(f"{stem.name}.md"), text if text.endswith("\n") else text + "\n"))
+    return written

@@ -1,0 +1,96 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Table 2: the eight variants, ours beside the paper
+#
+# Reads the finished runs of a study (its manifest says which runs form the `ablation` group)
+# and writes `table2_ablation.csv|md` and `alignment_summary.csv|md` to `results_dir`, and the
+# bar charts and learning curves to `figures_dir`. Numbers are percentages; over several splits
+# the mean (± standard deviation) is shown. Δ = ours − paper.
+#
+# The variants (the paper's Table 2): AVG = temporal average pooling of horizontal stripes,
+# GB = global branch, RAM = region alignment mechanism (templates of the first frame + GAM),
+# TA = temporal attention, TAS = temporal alignment scores, CR = consistency regularisation,
+# SA = spatial attention.
+
+# %%
+import json
+from pathlib import Path
+
+from IPython.display import Markdown, display
+
+from fgra_core import figures, tables
+from fgra_core.notebook_params import expect_parameters
+
+_before = set(globals())
+
+# %% tags=["parameters"]
+manifest = None                        # results/<plan>/manifest.json (None: every finished run in runs_dir)
+runs_dir = "results/runs"
+results_dir = "results/adhoc"          # tables go here
+figures_dir = "figures/adhoc"          # figures go here
+paper_csv = "results/paper_reported.csv"
+smoke = False
+
+# %%
+expect_parameters(globals(), _before, ["manifest", "runs_dir", "results_dir", "figures_dir", "paper_csv", "smoke"])
+results_path, figures_path = Path(results_dir), Path(figures_dir)
+df = tables.collect_results(runs_dir, manifest)
+paper = tables.load_paper(paper_csv)
+print(f"{len(df)} finished run(s) in {runs_dir}" + (f" from {manifest}" if manifest else ""))
+
+# %% [markdown]
+# ## Table 2
+
+# %%
+t2 = tables.table2(df, paper)
+md = tables.table2_markdown(t2)
+tables.write_table(t2, results_path / "table2_ablation", md, title="Table 2: component analysis (ours beside the paper)")
+display(Markdown(md))
+
+# %% [markdown]
+# ## Does region alignment help here?
+# The region-aligned rows (4-8) against the unaligned rows (1-3), and row 4 − row 3 (the same
+# network with and without RAM). Stated as measured, whichever way it goes.
+
+# %%
+summary = tables.alignment_summary(t2)
+verdict = tables.alignment_verdict(summary)
+tables.write_table(summary, results_path / "alignment_summary", "\n".join(f"- {v}" for v in verdict) + "\n",
+                   title="Region alignment: aligned rows (4-8) vs unaligned rows (1-3)")
+display(Markdown("\n".join(f"- {v}" for v in verdict) or "_no ablation runs_"))
+
+# %%
+for ds in t2["dataset"].unique():
+    fig = figures.plot_table2(t2, ds, title=f"Table 2 on {tables.DATASET_NAMES.get(ds, ds)}: ours (bars), paper (black)")
+    figures.save_figure(fig, figures_path / f"table2_{ds}")
+
+# %% [markdown]
+# ## Learning curves of the variants
+
+# %%
+ablation_runs = tables.in_group(df, "ablation")
+for ds, sub in ablation_runs.groupby("dataset"):
+    sub = sub[sub["split_id"] == sub["split_id"].min()].sort_values("variant")
+    histories = {}
+    for _, row in sub.iterrows():
+        record = json.loads((Path(runs_dir) / row["run_id"] / "results.json").read_text())
+        histories[tables.variant_name(int(row["variant"]))] = record.get("history") or []
+    fig = figures.plot_learning_curves(histories, title=f"Training losses per variant ({tables.DATASET_NAMES.get(ds, ds)}, split {int(sub['split_id'].min())})")
+    figures.save_figure(fig, figures_path / f"learning_curves_{ds}")
+
+# %%
+print("written:", sorted(str(p) for p in results_path.glob("table2_ablation.*")) + sorted(str(p) for p in figures_path.glob("*.png")))

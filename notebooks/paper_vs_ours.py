@@ -1,0 +1,64 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Table 1: our full model beside the paper's FGRA row
+#
+# For every dataset of the study: the paper's FGRA row of Table 1 (from
+# `results/paper_reported.csv`), ours (the full model, variant 8, mean over splits) and the
+# difference, with the evaluation protocol we used. Writes `table1_paper_vs_ours.csv|md`.
+#
+# On the protocol: the paper does not say which MARS evaluation it used. Ours is named in the
+# `protocol` column -- `gallery-minus-query` (torchreid's: gallery = test tracklets minus the
+# queries, same identity in the same camera ignored, plain AP), `official` (the MARS kit: all
+# test tracklets, AP optionally by the trapezoid rule) or `cross-camera` (iLIDS-VID, PRID-2011
+# and the synthetic set: camera-1 queries against camera-2 gallery).
+
+# %%
+from pathlib import Path
+
+from IPython.display import Markdown, display
+
+from fgra_core import tables
+from fgra_core.notebook_params import expect_parameters
+
+_before = set(globals())
+
+# %% tags=["parameters"]
+manifest = None                        # results/<plan>/manifest.json (None: every finished run in runs_dir)
+runs_dir = "results/runs"
+results_dir = "results/adhoc"
+figures_dir = "figures/adhoc"
+paper_csv = "results/paper_reported.csv"
+smoke = False
+
+# %%
+expect_parameters(globals(), _before, ["manifest", "runs_dir", "results_dir", "figures_dir", "paper_csv", "smoke"])
+results_path = Path(results_dir)
+df = tables.collect_results(runs_dir, manifest)
+paper = tables.load_paper(paper_csv)
+print(f"{len(df)} finished run(s) in {runs_dir}" + (f" from {manifest}" if manifest else ""))
+
+# %%
+t1 = tables.table1(df, paper)
+md = tables.table1_markdown(t1)
+tables.write_table(t1, results_path / "table1_paper_vs_ours", md, title="Table 1: the full model, ours beside the paper")
+display(Markdown(md))
+
+# %% [markdown]
+# The paper's Table 1 (FGRA row) for reference, as stored:
+
+# %%
+display(paper[paper["table"] == "table1"].pivot_table(index="dataset", columns="metric", values="value"))
