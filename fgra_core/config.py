@@ -59,7 +59,8 @@ class DataConfig:
     height: int = 256
     width: int = 128
     num_workers: int = 2
-    cache_dir: str | None = None
+    cache_dir: str | None = None  # decoded frames as memmap files shared by workers and runs
+    cache_memory_gb: float = 2.0  # bound of each process's in-memory frame cache when cache_dir is unset
     random_erasing: float = 0.5
     flip: float = 0.5
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -299,6 +300,7 @@ def validate(cfg: RunConfig) -> RunConfig:
 
     need(d.seq_len >= 1, f"data.seq_len must be at least 1, got {d.seq_len}")
     need(d.height >= 16 and d.width >= 8, f"data.height x data.width must be at least 16x8, got {d.height}x{d.width}")
+    need(d.cache_memory_gb >= 0, f"data.cache_memory_gb must be >= 0, got {d.cache_memory_gb}")
     need(d.num_workers >= 0, f"data.num_workers must be >= 0, got {d.num_workers}")
     need(d.split_id >= 0, f"data.split_id must be >= 0, got {d.split_id}")
     need(0.0 <= d.random_erasing <= 1.0, f"data.random_erasing is a probability, got {d.random_erasing}")

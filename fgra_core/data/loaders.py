@@ -122,6 +122,7 @@ def build_train_loader(
     rank: int = 0,
     world_size: int = 1,
     cache_dir: str | os.PathLike | None = None,
+    cache_max_bytes: int | None = None,
     sample_mode: str = "consecutive",
     transform: ClipTransform | None = None,
     pin_memory: bool = False,
@@ -132,7 +133,7 @@ def build_train_loader(
     """
     tracklets = dataset.train if isinstance(dataset, VideoDataset) else list(dataset)
     transform = transform if transform is not None else ClipTransform(height, width, train=True)
-    cache = FrameCache(cache_dir)
+    cache = FrameCache(cache_dir, max_bytes=cache_max_bytes)
     ds = TrainClipDataset(tracklets, seq_len, transform, sample_mode, seed, cache)
     sampler = RandomIdentitySampler([t.pid for t in tracklets], P, K, seed=seed, rank=rank, world_size=world_size)
     return TrainLoader(

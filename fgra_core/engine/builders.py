@@ -30,7 +30,11 @@ def build_data(cfg: RunConfig) -> RunData:
         dataset = build_dataset("synthetic", **syn)
     else:
         dataset = build_dataset(d.dataset, d.root, split_id=d.split_id, split_file=d.split_file)
-    return RunData(dataset=dataset, cache=FrameCache(cache_dir=d.cache_dir))
+    return RunData(dataset=dataset, cache=FrameCache(cache_dir=d.cache_dir, max_bytes=_cache_bytes(cfg)))
+
+
+def _cache_bytes(cfg: RunConfig) -> int | None:
+    return None if cfg.data.cache_dir else int(cfg.data.cache_memory_gb * 2**30)
 
 
 def build_model(cfg: RunConfig, num_classes: int) -> FGRA:
@@ -67,5 +71,5 @@ def build_train_loader_for(cfg: RunConfig, data: RunData, dinfo: DistInfo):
     return build_train_loader(
         data.dataset, seq_len=d.seq_len, P=t.P, K=t.K, height=d.height, width=d.width,
         num_workers=d.num_workers, seed=t.seed, rank=dinfo.rank, world_size=dinfo.world_size,
-        sample_mode=d.sample_mode, cache_dir=d.cache_dir,
+        sample_mode=d.sample_mode, cache_dir=d.cache_dir, cache_max_bytes=_cache_bytes(cfg),
         transform=ClipTransform(d.height, d.width, train=True, flip_p=d.flip, erase_p=d.random_erasing))

@@ -216,7 +216,7 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
 
 
 # Settings that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"resume", "device", "train.epochs", "train.eval_every", "data.num_workers", "data.cache_dir"}
+_RESUMABLE_CHANGES = {"resume", "device", "train.epochs", "train.eval_every", "data.num_workers", "data.cache_dir", "data.cache_memory_gb"}
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -252,7 +252,7 @@ def _finished_result(run_dir: Path, cfg: RunConfig) -> dict | None:
         return None
     if result.get("status") != "finished":
         return None
-    ignore = {"resume", "device", "data.num_workers", "data.cache_dir"}
+    ignore = {"resume", "device", "data.num_workers", "data.cache_dir", "data.cache_memory_gb"}
     a, b = _flat(result.get("config", {})), _flat(to_dict(cfg))
     if {k: v for k, v in a.items() if k not in ignore} != {k: v for k, v in b.items() if k not in ignore}:
         return None
