@@ -158,17 +158,6 @@ def _result(cmc_sum, ap_plain, ap_trap, nq, skipped, protocol, ap_form, max_rank
     )
 
 
-def _aps_from_ranks(r: np.ndarray) -> tuple[float, float]:
-    """Plain and trapezoid AP from the sorted 1-based ranks ``r`` of a query's positives."""
-    k = np.arange(1, r.shape[0] + 1, dtype=np.float64)
-    rf = r.astype(np.float64)
-    prec = k / rf
-    prev = np.ones_like(prec)
-    above = r > 1
-    prev[above] = (k[above] - 1.0) / (rf[above] - 1.0)
-    return float(prec.mean()), float(((prev + prec) / 2.0).mean())
-
-
 # --------------------------------------------------------------------------- reference
 
 
