@@ -48,17 +48,17 @@ def batch_hard_triplet(features: torch.Tensor, labels: torch.Tensor, margin: flo
     valid = pos_mask.any(dim=1) & neg_mask.any(dim=1)
     d_ap = dist.masked_fill(~pos_mask, float("-inf")).amax(dim=1)
     d_an = dist.masked_fill(~neg_mask, float("inf")).amin(dim=1)
-    if not bool(valid.any()):
-        zero = features.sum() * 0.0
-        nan = torch.tensor(float("nan"), device=features.device)
-        return zero, {"active": zero.detach(), "hardest_pos": nan, "hardest_neg": nan,
-                      "anchors": torch.tensor(0, device=features.device)}
-    per_anchor = F.relu(margin + d_ap[valid] - d_an[valid])
-    loss = per_anchor.mean()
-    stats = {"active": (per_anchor > 0).float().mean().detach(),
-             "hardest_pos": d_ap[valid].mean().detach(),
-             "hardest_neg": d_an[valid].mean().detach(),
-             "anchors": valid.sum().detach()}
+    # no data-dependent branch (it would synchronise with the GPU): invalid anchors are masked out
+    count = valid.sum()
+    denom = count.clamp_min(1).to(dist.dtype)
+    per_anchor = F.relu(margin + d_ap.masked_fill(~valid, 0.0) - d_an.masked_fill(~valid, 0.0)) * valid
+    loss = per_anchor.sum() / denom
+    with torch.no_grad():
+        nan = torch.full_like(count, float("nan"), dtype=dist.dtype)
+        stats = {"active": ((per_anchor > 0) & valid).sum() / denom,
+                 "hardest_pos": torch.where(count > 0, d_ap.masked_fill(~valid, 0.0).sum() / denom, nan),
+                 "hardest_neg": torch.where(count > 0, d_an.masked_fill(~valid, 0.0).sum() / denom, nan),
+                 "anchors": count}
     return loss, stats
 
 

@@ -182,10 +182,14 @@ def test_alignment_peak_moves_with_the_frame(impl, shift):
 _INTERPRETED = textwrap.dedent("""
     import copy, torch
     from fgra_core.models.gam import gam_efficient, gam_reference
-    for shape in [(2, 3, 5, 4, 3, 2), (1, 2, 70, 3, 3, 3), (2, 2, 8, 16, 8, 4)]:
+    for shape, channels_last in [((2, 3, 5, 4, 3, 2), False), ((1, 2, 70, 3, 3, 3), False),
+                                 ((2, 2, 8, 16, 8, 4), False), ((2, 3, 6, 4, 2, 3), True)]:
         B, N, C, H, W, R = shape
         torch.manual_seed(0)
-        fmaps = torch.randn(B, N, C, H, W).relu().requires_grad_()
+        x = torch.randn(B * N, C, H, W).relu()
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        fmaps = x.unflatten(0, (B, N)).requires_grad_()
         templates = torch.randn(B, R, C, requires_grad=True)
         bn = torch.nn.BatchNorm2d(C)
         results = []
