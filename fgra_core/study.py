@@ -101,9 +101,10 @@ class Plan:
     aggregates: list[str]
     description: str = ""
     source: str = ""
+    smoke: bool = False   # notebooks draw fewer, smaller figures (CI)
 
 
-_PLAN_KEYS = {"name", "description", "config", "base", "datasets", "groups", "aggregates"}
+_PLAN_KEYS = {"name", "description", "config", "base", "datasets", "groups", "aggregates", "smoke"}
 _DATASET_KEYS = {"splits", "config", "root", "env", "set"}
 _GROUP_KEYS = {"vary", "datasets", "splits", "set", "title"}
 
@@ -201,7 +202,8 @@ def load_plan(plan: str | os.PathLike | dict) -> Plan:
     if not isinstance(aggregates, list) or not all(isinstance(a, str) for a in aggregates):
         raise StudyError(f"{where}: aggregates must be a list of notebook names, got {aggregates!r}")
     return Plan(name=str(name), config=data.get("config"), base=base, datasets=datasets, groups=groups,
-                aggregates=aggregates, description=str(data.get("description", "")).strip(), source=source)
+                aggregates=aggregates, description=str(data.get("description", "")).strip(), source=source,
+                smoke=bool(data.get("smoke", False)))
 
 
 ROOT_ENV = "FGRA_{}_ROOT"
@@ -477,6 +479,7 @@ class Study:
         self.paper_csv = Path(paper_csv) if paper_csv else (
             p / PAPER_CSV if (p / PAPER_CSV).is_file() else REPO_DIR / PAPER_CSV)
         self.show_progress = show_progress
+        smoke = bool(smoke or self.plan.smoke)
         roots = dataset_roots(self.plan, data_roots, environ, p)
         self.runs = expand_plan(self.plan, runs_dir=self._abs(self.runs_dir), roots=roots, extra=extra,
                                 show_progress=show_progress, num_threads=num_threads,
