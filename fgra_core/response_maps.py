@@ -631,6 +631,8 @@ def draw_temporal_scores(data: ResponseData, region: int | None = None, current:
 
 def draw_spatial_weights(data: ResponseData, region: int | None = None, ax=None):
     """Spatial attention weights of the regions (Eqs. 7-8); variants without SA show a note."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = None
     if ax is None:
         fig = _figure((2.4, 2.2))
@@ -644,6 +646,8 @@ def draw_spatial_weights(data: ResponseData, region: int | None = None, ax=None)
         colours = ["tab:red" if r == region else "tab:green" for r in range(R)]
         ax.barh(np.arange(R), data.spatial_weights, color=colours)
         ax.axvline(1.0 / R, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_xlim(0, 1.15 * max(float(data.spatial_weights.max()), 1.0 / R))
+        ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set_yticks(np.arange(R), [f"region {r}" for r in range(R)], fontsize=7)
         ax.invert_yaxis()
         ax.set_xlabel("weight", fontsize=8)

@@ -27,10 +27,16 @@ __all__ = ["ResponseExplorer", "explore"]
 DEFAULT_LABEL = "default (untrained)"
 
 
-def _image(css: str, width: str | None = None) -> W.Image:
-    img = W.Image(format="png", layout=W.Layout(width=width) if width else W.Layout())
+def _image(css: str) -> W.Image:
+    img = W.Image(format="png", layout=W.Layout(flex="0 0 auto", align_self="flex-start"))
     img.add_class(css)
     return img
+
+
+def _set_png(img: W.Image, png: bytes, width: int) -> None:
+    """Show PNG bytes at ``width`` CSS pixels (an unsized image would stretch to its box)."""
+    img.layout.width = f"{int(width)}px"
+    img.value = png
 
 
 class ResponseExplorer:
@@ -118,7 +124,7 @@ class ResponseExplorer:
         self.spatial_image = _image("fgra-spatial")
 
         def captioned(caption, widget):
-            return W.VBox([W.HTML(f"<b>{caption}</b>"), widget])
+            return W.VBox([W.HTML(f"<b>{caption}</b>"), widget], layout=W.Layout(margin="0 18px 0 0"))
 
         self.widget = W.VBox([
             W.HBox([self.source, self.model_choice]),
@@ -229,20 +235,28 @@ class ResponseExplorer:
         self._draw_all()
 
     def _scale(self) -> int:
+        """Enlargement of the frames on screen (about 320 px tall)."""
         return max(1, int(round(320 / self.data.frames.shape[1])))
 
+    @staticmethod
+    def _set_figure(img: W.Image, fig, dpi: int = 80) -> None:
+        _set_png(img, rm.figure_to_png(fig, dpi=dpi), fig.get_size_inches()[0] * dpi)
+
     def _draw_all(self):
-        d, r = self.data, int(self.region.value)
-        self.reference_image.value = rm.png_bytes(rm._boxed_reference(d, r), self._scale())
-        self.spatial_image.value = rm.figure_to_png(rm.draw_spatial_weights(d, region=r), dpi=80)
+        d, r, k = self.data, int(self.region.value), self._scale()
+        _set_png(self.reference_image, rm.png_bytes(rm._boxed_reference(d, r), k), d.frames.shape[2] * k)
+        self._set_figure(self.spatial_image, rm.draw_spatial_weights(d, region=r))
         self._draw_frame()
 
     def _draw_frame(self):
-        d, r, n = self.data, int(self.region.value), int(self.frame.value)
+        d, r, n, k = self.data, int(self.region.value), int(self.frame.value), self._scale()
         lo, hi = float(d.maps[:, r].min()), float(d.maps[:, r].max())
-        self.frame_image.value = rm.png_bytes(rm.overlay(d.frames[n], d.maps[n, r], vmin=lo, vmax=hi), self._scale())
-        self.strip_image.value = rm.png_bytes(rm.overlay_strip(d, r, current=n), 1)
-        self.temporal_image.value = rm.figure_to_png(rm.draw_temporal_scores(d, region=r, current=n), dpi=80)
+        frame = rm.overlay(d.frames[n], d.maps[n, r], vmin=lo, vmax=hi)
+        _set_png(self.frame_image, rm.png_bytes(frame, k), d.frames.shape[2] * k)
+        strip = rm.overlay_strip(d, r, current=n)
+        k_strip = max(1, min(k, int(1100 // strip.shape[1])))
+        _set_png(self.strip_image, rm.png_bytes(strip, k_strip), strip.shape[1] * k_strip)
+        self._set_figure(self.temporal_image, rm.draw_temporal_scores(d, region=r, current=n))
         self._update_readout()
 
     def readout_values(self) -> dict:
