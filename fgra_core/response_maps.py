@@ -236,7 +236,7 @@ def as_source(obj, name: str = "", key: str | None = None, frame_cache=None) -> 
         from fgra_core.data.loaders import load_frames
 
         label = name or obj.name or f"pid {obj.pid} cam {obj.camid}"
-        return FrameSource(key or f"tracklet:{id(obj)}:{label}", label, len(obj),
+        return FrameSource(key or f"tracklet:{id(obj)}:{obj.name}:{obj.pid}:{obj.camid}:{len(obj)}", label, len(obj),
                            lambda idx: load_frames(obj, frame_cache, idx))
     if isinstance(obj, (str, os.PathLike)):
         arr = frames_from_folder(obj)
@@ -244,7 +244,12 @@ def as_source(obj, name: str = "", key: str | None = None, frame_cache=None) -> 
     arr = np.asarray(obj)
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8 or len(arr) == 0:
         raise ValueError(f"expected frames as uint8 [T, H, W, 3] with T >= 1, got {arr.dtype} {arr.shape}")
-    return FrameSource(key or f"array:{id(obj)}", name or f"{len(arr)} frames", len(arr), lambda idx: arr[np.asarray(idx)])
+    if key is None:   # by content: a new array never gets the cached features of an old one
+        import hashlib
+
+        digest = hashlib.blake2b(np.ascontiguousarray(arr).data, digest_size=12)
+        key = f"array:{arr.shape}:{digest.hexdigest()}"
+    return FrameSource(key, name or f"{len(arr)} frames", len(arr), lambda idx: arr[np.asarray(idx)])
 
 
 def sources_of(dataset, subsets: Sequence[str] = ("query", "gallery"), limit: int = 200) -> dict[str, FrameSource]:
@@ -331,7 +336,7 @@ class FeatureCache:
     are kept (least recently used dropped). ``backbone_calls`` / ``frames_computed`` count the work.
     """
 
-    def __init__(self, bundle: ModelBundle, max_sources: int = 16, chunk: int = 64):
+    def __init__(self, bundle: ModelBundle, max_sources: int = 8, chunk: int = 64):
         from fgra_core.data.transforms import ClipTransform
 
         self.bundle = bundle

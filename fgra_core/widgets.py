@@ -65,6 +65,7 @@ class ResponseExplorer:
         self.data: rm.ResponseData | None = None
         self._data_key = None
         self._busy = False
+        self.last_error: str | None = None     # traceback of the last failure shown in the status line
 
         # models
         if isinstance(model, rm.ModelBundle):

@@ -174,6 +174,9 @@ def test_cache_drops_the_least_recently_used_sequence(bundle):
     for k in range(3):
         cache.features(rm.as_source(frames, key=f"s{k}"), [0, 1])
     assert len(cache) == 2 and not cache.cached(rm.as_source(frames, key="s0"), [0])
+    # arrays without a key are told apart by content, not by object identity
+    assert rm.as_source(frames).key == rm.as_source(frames.copy()).key
+    assert rm.as_source(frames).key != rm.as_source(255 - frames).key
     with pytest.raises(IndexError):
         cache.features(rm.as_source(frames, key="s1"), [9])
 
