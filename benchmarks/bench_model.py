@@ -7,9 +7,10 @@
     train step (forward, mean of the feature maps, backward, Adam step) at the same input.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` minus what was allocated before the step.
-On CPU every GAM measurement runs in a fresh subprocess that resets the kernel's resident-set peak
-(``/proc/self/clear_refs``), runs one step and reads ``VmHWM`` minus the resident set before the
-step: the real memory high-water mark of the step, allocator effects included. The bytes autograd
+On CPU every GAM measurement runs in a fresh subprocess (glibc told to map every block over
+128 KiB separately, so freed memory leaves the resident set) that resets the kernel's resident-set
+peak (``/proc/self/clear_refs``), runs its first full-size step and reads ``VmHWM`` minus the
+resident set before the step: the real memory high-water mark of the step. The bytes autograd
 keeps for backward (unique storages, via ``saved_tensors_hooks``) are printed beside it.
 
     python benchmarks/bench_model.py                       # CPU defaults (scaled-down shapes)
@@ -117,8 +118,8 @@ def gam_measure(impl: str, shape, device: torch.device, repeats: int) -> dict:
     small = (2, 2, shape[2], 4, 2, shape[5])
     _gam_step(impl, *_gam_inputs(small, device))                 # load kernels outside the measurement
     fmaps, templates, bn = _gam_inputs(shape, device)
-    saved = _saved_bytes(impl, fmaps, templates, bn)
     _sync(device)
+    # the first full-size step of the process is the one measured: no freed memory to reuse yet
     if device.type == "cuda":
         torch.cuda.empty_cache()
         base = torch.cuda.memory_allocated(device)
@@ -134,6 +135,7 @@ def gam_measure(impl: str, shape, device: torch.device, repeats: int) -> dict:
         after = _status_kb()
         peak = (after["VmHWM"] - before["VmRSS"]) * 1024 if ok else None
         method = "VmHWM - VmRSS (fresh process)" if ok else "unavailable (/proc/self/clear_refs not writable)"
+    saved = _saved_bytes(impl, fmaps, templates, bn)
     times = _time(lambda: _gam_step(impl, fmaps, templates, bn), device, repeats)
     return {"impl": impl, "peak_bytes": peak, "saved_bytes": saved, "times": times, "method": method,
             "input_bytes": fmaps.numel() * fmaps.element_size()}
@@ -141,8 +143,10 @@ def gam_measure(impl: str, shape, device: torch.device, repeats: int) -> dict:
 
 def _gam_in_child(impl, shape, repeats, threads) -> dict:
     spec = json.dumps({"impl": impl, "shape": list(shape), "repeats": repeats, "threads": threads})
+    # big blocks mmapped and unmapped on free, so the resident set follows live memory
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--_child", spec],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"GAM measurement ({impl}) failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
