@@ -72,8 +72,8 @@ class ModelConfig:
     backbone: Literal["resnet50", "resnet18", "mobilenet_v2"] = "resnet50"
     weights: str = "imagenet"
     num_regions: int = 4
-    last_stride: int = 1
-    centers: Literal["learned", "mean"] = "learned"  # consistency term's c_i (docs/reproduction_notes.md)
+    last_stride: int = 2  # 8 x 4 maps at 256 x 128 (docs/reproduction_notes.md)
+    centers: Literal["mean", "learned"] = "mean"  # consistency term's c_i (docs/reproduction_notes.md)
 
 
 @dataclass

@@ -45,7 +45,7 @@ def test_yaml_round_trip(tmp_path):
         ({"train.amp": 1}, "train.amp: expected true or false"),
         ({"model.backbone": "vgg"}, "model.backbone: expected one of 'resnet50'"),
         ({"data.seq_len": 0}, "data.seq_len must be at least 1, got 0"),
-        ({"model.num_regions": 32}, "model.num_regions=32 is larger than the feature-map height 16"),
+        ({"model.num_regions": 32}, "model.num_regions=32 is larger than the feature-map height 8"),
         ({"train.batch_size": 60}, "train.batch_size=60 does not match train.P x train.K = 16 x 4 = 64"),
         ({"train.P": 1}, "train.P (identities per batch) must be at least 2"),
         ({"data.dataset": "mars"}, "data.root is required for dataset 'mars'"),
