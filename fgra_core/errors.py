@@ -15,3 +15,23 @@ class ConfigError(FGRAError):
 
 class WeightsError(FGRAError):
     """Pretrained weights could not be found, downloaded or loaded."""
+
+
+class StorageError(FGRAError, OSError):
+    """A file could not be written (full disk, read-only or missing folder, permissions).
+
+    Raised by the atomic writers of :mod:`fgra_core.io`; the previous version of the file, if
+    any, is unchanged. It is also an ``OSError`` (with the ``errno`` of the cause), so code that
+    handles ``OSError`` keeps working.
+    """
+
+    def __init__(self, message: str, errno: int | None = None, path: str | None = None):
+        super().__init__(message)
+        self.errno = errno
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.errno, self.path))

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import threading
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -23,6 +24,7 @@ import numpy as np
 from fgra_core.errors import DatasetError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+MAX_FRAME_PIXELS = 16_000_000  # a person crop is far smaller; a larger size is a corrupt header
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -69,12 +71,18 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
     if nbytes == 0:
         raise DatasetError(f"frame image {path} is empty (0 bytes); expected an RGB JPEG/PNG file")
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            if size is not None and (img.height, img.width) != tuple(size):
-                img = img.resize((int(size[1]), int(size[0])), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        with warnings.catch_warnings():
+            # a corrupt header can claim a gigantic size: refuse it instead of allocating it
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_FRAME_PIXELS:
+                    raise ValueError(f"header claims {img.width} x {img.height} pixels")
+                img = img.convert("RGB")
+                if size is not None and (img.height, img.width) != tuple(size):
+                    img = img.resize((int(size[1]), int(size[0])), Image.BILINEAR)
+                arr = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DatasetError(f"frame image {path} is corrupt or not an image ({exc}); expected an RGB JPEG/PNG file") from exc
     return arr
 

@@ -26,6 +26,7 @@ from fgra_core.data.records import Tracklet, VideoDataset, check_tracklets
 from fgra_core.data.samplers import RandomIdentitySampler
 from fgra_core.data.sampling import train_indices
 from fgra_core.data.transforms import ClipTransform
+from fgra_core.errors import FGRAError
 
 
 def load_frames(tracklet: Tracklet, cache: FrameCache | None = None, indices=None) -> np.ndarray:
@@ -103,11 +104,52 @@ class KeyedBatchSampler:
 
 
 class TrainLoader(DataLoader):
-    """A DataLoader whose :meth:`set_epoch` reshuffles batches and redraws clips."""
+    """A DataLoader whose :meth:`set_epoch` reshuffles batches and redraws clips.
+
+    An :class:`~fgra_core.errors.FGRAError` raised in a worker process (a corrupt frame, say)
+    reaches the caller as the same error type with its own one-line message, not torch's
+    "Caught ... in DataLoader worker" text holding the worker's whole traceback.
+    """
 
     def set_epoch(self, epoch: int) -> None:
         self.batch_sampler.set_epoch(epoch)
         self.dataset.set_epoch(epoch)
+
+    def __iter__(self):
+        it = super().__iter__()
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except FGRAError as exc:
+                clean = worker_error(exc)
+                if clean is exc:
+                    raise
+                raise clean from None
+            yield batch
+
+
+def worker_error(exc: FGRAError) -> FGRAError:
+    """The error a DataLoader worker raised, rebuilt from torch's re-raised copy (whose message
+    is "Caught X in DataLoader worker process N. Original Traceback ..."); ``exc`` itself when it
+    did not come from a worker."""
+    text = str(exc)
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return exc
+    cls = type(exc)
+    marker = f"{cls.__module__}.{cls.__qualname__}: "
+    pos = text.rfind(marker)
+    if pos < 0:
+        return exc
+    message = text[pos + len(marker):].strip()
+    worker = text[len("Caught "):text.index("\n")].split(" in ", 1)[-1].rstrip(".")
+    try:
+        clean = cls(message)
+    except Exception:  # noqa: BLE001 - an error type with another signature: keep torch's text
+        return exc
+    clean.worker = worker
+    return clean
 
 
 def build_train_loader(

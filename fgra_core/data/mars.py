@@ -48,8 +48,14 @@ def read_name_list(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"MARS name list {path} is missing; {MARS_LAYOUT}")
-    with open(path, "r", encoding="utf-8", newline=None) as fh:
-        names = [line.strip() for line in fh]
+    try:
+        with open(path, "r", encoding="utf-8", newline=None) as fh:
+            names = [line.strip() for line in fh]
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"MARS name list {path} is not a UTF-8 text file of one frame file name per line "
+                           f"({exc}); {MARS_LAYOUT}") from exc
+    except OSError as exc:
+        raise DatasetError(f"MARS name list {path} cannot be read ({exc.strerror or exc}); {MARS_LAYOUT}") from exc
     return [n for n in names if n]
 
 

@@ -54,7 +54,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
         return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - re-raised with the file named
         raise FGRAError(f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); "
-                        "expected a file written by fgra_core training") from exc
+                        "expected a file written by fgra_core training -- delete it, or set resume: false, "
+                        "to start this run over") from exc
 
 
 def find_last(ckpt_dir: str | Path) -> Path | None:

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import RunConfig, load_config, to_dict
-from ..io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text, remove_stale_temps
 from . import checkpoint as ckpt_lib
 from .builders import build_criterion, build_data, build_model, build_optimizer, build_train_loader_for
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -110,8 +110,20 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     run_dir = Path(cfg.run_dir)
     ckpt_dir = run_dir / "checkpoints"
+    done = _finished_result(run_dir, cfg) if cfg.resume else None
+    if done is not None:
+        return done  # a finished run is never recomputed nor rewritten (not even its config.yaml)
     if dinfo.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            from ..errors import StorageError
+
+            raise StorageError(f"run folder {run_dir} cannot be created ({exc.strerror or exc}); "
+                               "expected a writable location for run_dir", errno=exc.errno, path=str(run_dir)) from exc
+        # temporary files of writes cut short by a kill (the files themselves are never half-written)
+        remove_stale_temps(run_dir, ("config.yaml", METRICS_FILE, RESULTS_FILE))
+        remove_stale_temps(ckpt_dir, (ckpt_lib.LAST,))
         atomic_write_text(run_dir / "config.yaml", _yaml(cfg))
 
     data = build_data(cfg)
@@ -122,10 +134,6 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
     optimizer = build_optimizer(cfg, model, criterion)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
     use_amp, amp_dtype, scaler = _amp_setup(cfg, device)
-
-    done = _finished_result(run_dir, cfg) if cfg.resume else None
-    if done is not None:
-        return done  # a finished run is never recomputed nor rewritten
 
     start_epoch, history = 0, []
     last = ckpt_lib.find_last(ckpt_dir) if cfg.resume else None
