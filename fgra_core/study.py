@@ -275,7 +275,7 @@ def run_id_for(settings_cfg, digest: str) -> str:
 
 def expand_plan(plan: Plan, *, runs_dir: str | os.PathLike = "results/runs", roots: dict[str, str | None] | None = None,
                 extra: dict | None = None, show_progress: bool = True, num_threads: int = 0,
-                response_maps: int = 2, smoke: bool = False) -> list[RunSpec]:
+                response_maps: int = 1, smoke: bool = False) -> list[RunSpec]:
     """All runs of a plan, deduplicated: runs whose settings are the same (see
     :func:`~fgra_core.notebook_params.settings_hash`) are one run that belongs to several groups.
 
@@ -465,7 +465,7 @@ class Study:
                  runs_dir: str | os.PathLike | None = None, notebooks_dir: str | os.PathLike | None = None,
                  paper_csv: str | os.PathLike | None = None, data_roots: dict[str, str] | None = None,
                  extra: dict | None = None, environ: dict | None = None, smoke: bool = False,
-                 num_threads: int = 0, response_maps: int = 2, show_progress: bool = True,
+                 num_threads: int = 0, response_maps: int = 1, show_progress: bool = True,
                  run_fn: Callable[[RunSpec], Any] | None = None,
                  aggregate_fn: Callable[[str, dict, Path], Any] | None = None):
         self.plan = plan if isinstance(plan, Plan) else load_plan(plan)
