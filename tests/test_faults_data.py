@@ -61,7 +61,7 @@ def prid_tree(root: Path, persons: int = 8, frames: int = 8) -> Path:
 
 def break_image(path: Path, how: str) -> None:
     """Corrupt one frame file: ``zero`` bytes, ``garbage`` after a valid signature, ``truncated``
-    to half its bytes, or a header that claims a ``huge`` size."""
+    to half its bytes, or a header that claims a ``huge`` size (400 M pixels)."""
     data = path.read_bytes()
     if how == "zero":
         path.write_bytes(b"")
@@ -70,14 +70,14 @@ def break_image(path: Path, how: str) -> None:
         path.write_bytes(sig + b"\x13\x37" * 40)
     elif how == "truncated":
         path.write_bytes(data[: len(data) // 2])
-    elif how == "huge":  # a valid BMP whose header says 5000 x 5000 pixels
+    elif how == "huge":  # a valid BMP whose header says 20000 x 20000 pixels
         from PIL import Image
 
         img = Image.new("RGB", (4, 8))
         img.save(path.with_suffix(".bmp"))
         bmp = bytearray(path.with_suffix(".bmp").read_bytes())
         path.with_suffix(".bmp").unlink()
-        bmp[18:26] = struct.pack("<ii", 5000, 5000)
+        bmp[18:26] = struct.pack("<ii", 20000, 20000)
         path.write_bytes(bytes(bmp))
     else:  # pragma: no cover
         raise ValueError(how)

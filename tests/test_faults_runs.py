@@ -181,7 +181,8 @@ def train_and_kill(tmp_path: Path, cfg: dict, mode: str) -> str:
     cfg_path = tmp_path / "run.json"
     cfg_path.write_text(json.dumps(cfg))
     marker = tmp_path / f"{mode}.reached"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",  # the package under test first
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen([sys.executable, str(driver), str(cfg_path), mode, str(marker)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + KILL_TIMEOUT_S
