@@ -671,12 +671,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = StudyReport(plan=study.plan.name)
     t0 = time.time()
-    if not args.aggregates_only:
-        study.execute_runs(report)
-    else:
-        study.write_manifest(study.states())
-    if not args.no_aggregates:
-        study.execute_aggregates(report)
+    try:
+        if not args.aggregates_only:
+            study.execute_runs(report)
+        else:
+            study.write_manifest(study.states())
+        if not args.no_aggregates:
+            study.execute_aggregates(report)
+    except FGRAError as exc:  # e.g. a full disk while writing the manifest: finished runs stay as they are
+        report.seconds = time.time() - t0
+        print(report.summary())
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     report.seconds = time.time() - t0
     print(report.summary())
     return 0 if report.ok else 1
