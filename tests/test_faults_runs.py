@@ -578,3 +578,23 @@ def test_study_full_disk_during_a_results_write(tmp_path, monkeypatch):
     report2 = make_study(tmp_path, plan, run_fn).run(aggregates=False)
     assert report2.finished == [second] and report2.skipped == [first]
     assert sha256_tree(study.runs_dir / first) == kept
+
+
+@needs_proc
+def test_study_command_line_reports_a_full_disk_in_one_line(tmp_path, monkeypatch, capsys):
+    """The disk is full when the study writes its manifest: one error line, exit status 2, and
+    the finished run of an earlier study is untouched."""
+    import yaml
+
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(yaml.safe_dump(study_plan(name="disk", variants=(8,))))
+    spec = st.expand_plan(st.load_plan(str(plan_path)), runs_dir=tmp_path / "results" / "runs")[0]
+    run_dir = Path(spec.params["run_dir"])
+    fio.atomic_write_json(run_dir / "results.json", {"status": "finished", "run_id": spec.run_id})
+    kept = sha256_tree(run_dir)
+    monkeypatch.setattr(fio, "os", FullDisk("write", "manifest.json"))
+    code = st.main(["--plan", str(plan_path), "--project-dir", str(tmp_path), "--no-aggregates", "--no-progress"])
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(errors) == 1
+    assert errors[0].startswith("error: could not write") and "manifest.json (No space left on device)" in errors[0]
+    assert sha256_tree(run_dir) == kept and not temp_files(tmp_path)
