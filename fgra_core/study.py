@@ -102,9 +102,10 @@ class Plan:
     description: str = ""
     source: str = ""
     smoke: bool = False   # notebooks draw fewer, smaller figures (CI)
+    jobs: int = 1         # runs executed side by side (each a kernel process)
 
 
-_PLAN_KEYS = {"name", "description", "config", "base", "datasets", "groups", "aggregates", "smoke"}
+_PLAN_KEYS = {"name", "description", "config", "base", "datasets", "groups", "aggregates", "smoke", "jobs"}
 _DATASET_KEYS = {"splits", "config", "root", "env", "set"}
 _GROUP_KEYS = {"vary", "datasets", "splits", "set", "title"}
 
@@ -203,7 +204,15 @@ def load_plan(plan: str | os.PathLike | dict) -> Plan:
         raise StudyError(f"{where}: aggregates must be a list of notebook names, got {aggregates!r}")
     return Plan(name=str(name), config=data.get("config"), base=base, datasets=datasets, groups=groups,
                 aggregates=aggregates, description=str(data.get("description", "")).strip(), source=source,
-                smoke=bool(data.get("smoke", False)))
+                smoke=bool(data.get("smoke", False)), jobs=_jobs(data.get("jobs", 1), where))
+
+
+def _jobs(value: Any, where: str) -> int:
+    if value == "auto":
+        return max(1, min(2, os.cpu_count() or 1))
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise StudyError(f"{where}: jobs must be a positive integer or 'auto', got {value!r}")
 
 
 ROOT_ENV = "FGRA_{}_ROOT"
@@ -466,7 +475,7 @@ class Study:
                  paper_csv: str | os.PathLike | None = None, data_roots: dict[str, str] | None = None,
                  extra: dict | None = None, environ: dict | None = None, smoke: bool = False,
                  num_threads: int = 0, response_maps: int = 1, show_progress: bool = True,
-                 run_fn: Callable[[RunSpec], Any] | None = None,
+                 jobs: int | None = None, run_fn: Callable[[RunSpec], Any] | None = None,
                  aggregate_fn: Callable[[str, dict, Path], Any] | None = None):
         self.plan = plan if isinstance(plan, Plan) else load_plan(plan)
         self.project_dir = Path(project_dir).resolve()
@@ -480,6 +489,10 @@ class Study:
             p / PAPER_CSV if (p / PAPER_CSV).is_file() else REPO_DIR / PAPER_CSV)
         self.show_progress = show_progress
         smoke = bool(smoke or self.plan.smoke)
+        self.jobs = max(1, int(jobs if jobs is not None else self.plan.jobs))
+        if self.jobs > 1 and not num_threads:
+            # runs side by side share the cores: one run per core beats threads inside one run
+            num_threads = max(1, (os.cpu_count() or 1) // self.jobs)
         roots = dataset_roots(self.plan, data_roots, environ, p)
         self.runs = expand_plan(self.plan, runs_dir=self._abs(self.runs_dir), roots=roots, extra=extra,
                                 show_progress=show_progress, num_threads=num_threads,
@@ -525,34 +538,66 @@ class Study:
         return out
 
     # ----------------------------------------------------------------- runs
+    def _execute_one(self, spec: RunSpec) -> str | None:
+        """Run one pending run; ``None`` when it finished, else the error (recorded in status.json)."""
+        rd = self.run_dir(spec)
+        t0 = time.time()
+        try:
+            self.run_fn(spec)
+            if not is_finished(rd):
+                raise RuntimeError(f"the run ended without a finished results.json in {rd}")
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # a failed run is recorded and the study goes on
+            return record_failure(rd, spec, exc, time.time() - t0)["error"]
+        atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id,
+                                               "finished_at": _now(), "seconds": round(time.time() - t0, 1),
+                                               "groups": spec.groups, "params": spec.params})
+        return None
+
     def execute_runs(self, report: StudyReport) -> None:
+        """Every run that is not finished yet, ``jobs`` at a time, under one progress bar."""
         from tqdm.auto import tqdm
 
         self.write_manifest(self.states())
-        bar = tqdm(self.runs, desc=f"study {self.plan.name}", unit="run", disable=not self.show_progress,
-                   dynamic_ncols=True)
-        for spec in bar:
-            bar.set_postfix_str(spec.run_id, refresh=True)
-            rd = self.run_dir(spec)
-            if is_finished(rd):
+        pending = []
+        for spec in self.runs:
+            if is_finished(self.run_dir(spec)):
                 report.skipped.append(spec.run_id)
-                continue
-            t0 = time.time()
-            try:
-                self.run_fn(spec)
-                if not is_finished(rd):
-                    raise RuntimeError(f"the run ended without a finished results.json in {rd}")
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # a failed run is recorded and the study goes on
-                status = record_failure(rd, spec, exc, time.time() - t0)
-                report.failed[spec.run_id] = status["error"]
-                bar.write(f"run {spec.run_id} failed: {status['error']} (details in {rd / 'status.json'})")
-                continue
-            atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id,
-                                                   "finished_at": _now(), "seconds": round(time.time() - t0, 1),
-                                                   "groups": spec.groups, "params": spec.params})
-            report.finished.append(spec.run_id)
+            else:
+                pending.append(spec)
+        bar = tqdm(total=len(self.runs), initial=len(report.skipped), desc=f"study {self.plan.name}", unit="run",
+                   disable=not self.show_progress, dynamic_ncols=True)
+
+        def done(spec: RunSpec, error: str | None) -> None:
+            if error is None:
+                report.finished.append(spec.run_id)
+            else:
+                report.failed[spec.run_id] = error
+                bar.write(f"run {spec.run_id} failed: {error} (details in {self.run_dir(spec) / 'status.json'})")
+            bar.update(1)
+
+        if self.jobs <= 1:
+            for spec in pending:
+                bar.set_postfix_str(spec.run_id, refresh=True)
+                done(spec, self._execute_one(spec))
+        else:
+            from concurrent.futures import ThreadPoolExecutor, as_completed
+
+            # each run is its own kernel process; the threads only wait for them
+            with ThreadPoolExecutor(self.jobs) as pool:
+                futures = {pool.submit(self._execute_one, spec): spec for spec in pending}
+                try:
+                    for fut in as_completed(futures):
+                        spec = futures[fut]
+                        bar.set_postfix_str(spec.run_id, refresh=True)
+                        done(spec, fut.result())
+                except BaseException:
+                    for fut in futures:
+                        fut.cancel()
+                    raise
+            order = {spec.run_id: i for i, spec in enumerate(self.runs)}
+            report.finished.sort(key=order.get)
         bar.close()
         self.write_manifest(self.states())
 
@@ -631,6 +676,13 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def _int(text: str) -> int | str:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _parse_roots(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -650,7 +702,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for every run, e.g. --set device=cuda or --set prid2011:data.split_file=F")
     parser.add_argument("--project-dir", default=".", help="folder holding results/ and figures/ (default: .)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads per run (0: torch's default)")
+    parser.add_argument("--jobs", default=None,
+                        help="runs executed side by side: a number or 'auto' (default: the plan's jobs, else 1)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads per run (0: torch's default, or cores / jobs when jobs > 1)")
     parser.add_argument("--list", action="store_true", help="print the runs of the plan and their state, then stop")
     parser.add_argument("--no-aggregates", action="store_true", help="only the runs")
     parser.add_argument("--aggregates-only", action="store_true", help="only the aggregate notebooks")
@@ -659,6 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         study = Study(args.plan, project_dir=args.project_dir, data_roots=_parse_roots(args.data_root),
                       extra=parse_overrides(args.overrides), num_threads=args.threads,
+                      jobs=None if args.jobs is None else _jobs(args.jobs if args.jobs == "auto" else _int(args.jobs), "--jobs"),
                       show_progress=not args.no_progress)
     except FGRAError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -423,3 +423,23 @@ def test_variant_names_follow_the_paper():
     for v, name in names.items():
         assert tables.variant_name(int(v)) == name
     assert math.isnan(tables._row({"metrics": {}}, "x")["rank1"])
+
+
+def test_runs_side_by_side_give_the_same_store(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    make_study(one, FakeRunner()).run(aggregates=False)
+    runner = FakeRunner(fail={st.expand_plan(st.load_plan(tiny_plan()))[2].run_id})
+    study = make_study(two, runner, jobs=2)
+    assert study.jobs == 2 and all(r.params["num_threads"] >= 1 for r in study.runs)
+    report = study.run(aggregates=False)
+    assert sorted(runner.calls) == sorted(r.run_id for r in study.runs) and len(report.failed) == 1
+    assert report.finished == [r.run_id for r in study.runs if r.run_id not in report.failed]
+    for spec in study.runs:
+        if spec.run_id in report.failed:
+            continue
+        a = json.loads((study.run_dir(spec) / "results.json").read_text())
+        b = json.loads((one / "results" / "runs" / spec.run_id / "results.json").read_text())
+        assert {k: v for k, v in a.items() if k != "run_dir"} == {k: v for k, v in b.items() if k != "run_dir"}
+    with pytest.raises(st.StudyError, match="jobs"):
+        st.load_plan(tiny_plan(jobs=0))
+    assert st.load_plan(tiny_plan(jobs="auto")).jobs >= 1
