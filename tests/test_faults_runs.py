@@ -183,14 +183,16 @@ def train_and_kill(tmp_path: Path, cfg: dict, mode: str) -> str:
     marker = tmp_path / f"{mode}.reached"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",  # the package under test first
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    log = open(tmp_path / f"{mode}.log", "w")  # a file, not a pipe: a full pipe would stall the child
     proc = subprocess.Popen([sys.executable, str(driver), str(cfg_path), mode, str(marker)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + KILL_TIMEOUT_S
     try:
         while not marker.exists():
             if proc.poll() is not None:
+                log.close()
                 pytest.fail(f"the training process ended before {mode} (rc {proc.returncode}):\n"
-                            + proc.stdout.read()[-3000:])
+                            + (tmp_path / f"{mode}.log").read_text()[-3000:])
             if time.monotonic() > deadline:
                 pytest.fail(f"the training process did not reach {mode} in {KILL_TIMEOUT_S} s")
             time.sleep(0.05)
@@ -200,7 +202,7 @@ def train_and_kill(tmp_path: Path, cfg: dict, mode: str) -> str:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        proc.stdout.close()
+        log.close()
     assert proc.returncode == -signal.SIGKILL
     return marker.read_text()
 
