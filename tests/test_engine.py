@@ -73,6 +73,18 @@ def test_finished_run_is_not_retrained(tmp_path):
     again = run(tiny(tmp_path / "r", train={"epochs": 1}), show_progress=False)
     assert ckpt.stat().st_mtime_ns == stamp
     assert again["metrics"] == first["metrics"]
+    # a record written before a setting existed still counts when the setting is at its default
+    res_path = tmp_path / "r" / "results.json"
+    record = json.loads(res_path.read_text())
+    del record["config"]["data"]["flip"]
+    res_path.write_text(json.dumps(record))
+    older = run(tiny(tmp_path / "r", train={"epochs": 1}), show_progress=False)
+    assert ckpt.stat().st_mtime_ns == stamp and older["metrics"] == first["metrics"]
+    # a changed setting is not mistaken for the finished run, nor resumed from its checkpoint
+    from fgra_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"other settings \(data.flip: 0.5 -> 0.0\)"):
+        run(tiny(tmp_path / "r", train={"epochs": 1}, data={"flip": 0.0}), show_progress=False)
 
 
 @pytest.mark.slow

@@ -241,13 +241,21 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def _check_compatible(saved: dict, cfg: RunConfig, where: Path) -> None:
     from ..errors import ConfigError
 
-    a, b = _flat(saved), _flat(to_dict(cfg))
+    a, b = _flat(_with_defaults(saved)), _flat(to_dict(cfg))
     diff = sorted(k for k in set(a) | set(b)
                   if k not in _RESUMABLE_CHANGES and not k.startswith("eval.") and a.get(k) != b.get(k))
     if diff:
         shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:6])
         raise ConfigError(f"{where} was written by a run with other settings ({shown}); "
                           "use another run_dir, or set resume: false to start over")
+
+
+def _with_defaults(saved: dict) -> dict:
+    """A saved config with the settings added since it was written filled in at their defaults."""
+    try:
+        return to_dict(load_config(saved))
+    except Exception:  # noqa: BLE001 - a record of removed settings simply does not match
+        return saved
 
 
 def _finished_result(run_dir: Path, cfg: RunConfig) -> dict | None:
@@ -261,7 +269,7 @@ def _finished_result(run_dir: Path, cfg: RunConfig) -> dict | None:
     if result.get("status") != "finished":
         return None
     ignore = {"resume", "device", "data.num_workers", "data.cache_dir", "data.cache_memory_gb"}
-    a, b = _flat(result.get("config", {})), _flat(to_dict(cfg))
+    a, b = _flat(_with_defaults(result.get("config", {}))), _flat(to_dict(cfg))
     if {k: v for k, v in a.items() if k not in ignore} != {k: v for k, v in b.items() if k not in ignore}:
         return None
     return result
