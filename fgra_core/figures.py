@@ -29,6 +29,29 @@ def save_figure(fig, stem: str | os.PathLike, *, dpi: int = DPI, formats: Iterab
     return written
 
 
+MAX_PNG_BYTES = 300_000
+
+
+def compact_pngs(folder: str | os.PathLike, max_bytes: int = MAX_PNG_BYTES) -> list[Path]:
+    """Rewrite every PNG in ``folder`` larger than ``max_bytes`` with a 256-colour palette
+    (atomically), so that committed figures stay small; returns the files rewritten. The PDFs
+    beside them keep the full quality."""
+    from PIL import Image
+
+    rewritten = []
+    for path in sorted(Path(folder).glob("*.png")):
+        if path.stat().st_size <= max_bytes:
+            continue
+        with Image.open(path) as im:
+            small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+        buf = io.BytesIO()
+        small.save(buf, format="PNG", optimize=True)
+        if len(buf.getvalue()) < path.stat().st_size:
+            atomic_write_bytes(path, buf.getvalue())
+            rewritten.append(path)
+    return rewritten
+
+
 def _errorbar(ax, x, y, err, label, **kw):
     err = [0.0 if (e is None or (isinstance(e, float) and math.isnan(e))) else e for e in err]
     if any(err):
@@ -97,11 +120,18 @@ def plot_learning_curves(histories: dict[str, list[dict]], keys: list[str] | Non
     """One panel per loss term, one line per run (label -> history of per-epoch records)."""
     keys = (keys or loss_keys(histories))[:max_panels] or ["loss"]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), constrained_layout=True, squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, key in zip(axes[0], keys):
+        values = []
         for label, hist in histories.items():
             pts = [(r["epoch"], r[key]) for r in hist if isinstance(r.get(key), (int, float))]
             if pts:
                 ax.plot(*zip(*pts), marker=".", label=label)
+                values += [v for _, v in pts]
+        if values and min(values) > 0 and max(values) / min(values) > 100:
+            ax.set_yscale("log")   # e.g. the consistency term: zero-ish for some variants, large for others
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(key, fontsize=9)
         ax.grid(alpha=0.3)
@@ -124,7 +154,7 @@ def plot_table2(t2: pd.DataFrame, dataset: str | None = None, title: str | None 
         if t[f"{m}_paper"].notna().any():
             ax.plot(x, t[f"{m}_paper"], "k_", markersize=14, mew=2, label="paper")
         ax.set_xticks(x)
-        ax.set_xlabel("Table-2 variant (grey: no alignment, blue: region-aligned)")
+        ax.set_xlabel("variant (grey: fixed stripes, blue: aligned regions)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, axis="y")
     if t["rank1_paper"].notna().any():

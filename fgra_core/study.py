@@ -4,7 +4,8 @@
 (datasets x splits x each group's settings), executes ``train_evaluate`` with papermill for every
 run into ``results/runs/<run_id>/``, then executes the aggregate notebooks (``ablation``,
 ``sweeps``, ``paper_vs_ours``, ``response_maps``), which write ``results/<plan>/*.csv|md`` and
-``figures/<plan>/*.png|pdf``.
+``figures/<plan>/*.png|pdf``. The manifest of the study (its runs and their groups) and the
+executed aggregate notebooks are kept in ``results/runs/_study/<plan>/``.
 
 Idempotent: a run whose ``results.json`` says ``finished`` is skipped; a failed run gets a
 ``status.json`` with the error and the tail of its traceback, and the study goes on; running the
@@ -508,7 +509,8 @@ class Study:
 
     @property
     def manifest_path(self) -> Path:
-        return self._abs(self.results_dir) / "manifest.json"
+        """The study's record of its runs and their groups (beside the runs: it names local paths)."""
+        return self._abs(self.runs_dir) / AGGREGATE_DIR / self.plan.name / "manifest.json"
 
     def run_dir(self, spec: RunSpec) -> Path:
         return self._abs(Path(spec.params["run_dir"]))
@@ -651,6 +653,11 @@ class Study:
                 print(f"aggregate {name} failed: {error_summary(exc)}\n" + "\n".join(traceback_tail(exc, 15)))
                 continue
             report.aggregates[name] = f"done ({time.time() - t0:.0f} s, executed notebook {out})"
+        figures_dir = self._abs(self.figures_dir)
+        if figures_dir.is_dir():
+            from .figures import compact_pngs
+
+            compact_pngs(figures_dir)
 
     def run(self, *, aggregates: bool = True) -> StudyReport:
         t0 = time.time()

@@ -128,6 +128,7 @@ def _aggregate(df: pd.DataFrame, keys: list[str], metrics: Iterable[str] = METRI
     std = g[metrics].std(ddof=0).add_suffix("_std")
     out = out.join(std)
     out["splits"] = g["split_id"].nunique()
+    out["queries"] = g["num_valid"].mean() if "num_valid" in df.columns else math.nan
     out["protocol"] = g["protocol"].agg(lambda s: "/".join(sorted({str(x) for x in s})))
     return out.reset_index()
 
@@ -153,7 +154,7 @@ def table2(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
                         out.at[i, f"{m}_paper"] = p.loc[key, m]
     for m in ("rank1", "rank5", "mAP"):
         out[f"{m}_diff"] = out[m] - out[f"{m}_paper"]
-    cols = ["dataset", "variant", "method", "splits", "protocol"]
+    cols = ["dataset", "variant", "method", "splits", "queries", "protocol"]
     for m in ("rank1", "rank5", "mAP"):
         cols += [m, f"{m}_std", f"{m}_paper", f"{m}_diff"]
     return out[cols]
@@ -300,6 +301,9 @@ def table2_markdown(t2: pd.DataFrame) -> str:
         has_paper = t["rank1_paper"].notna().any()
         splits = int(t["splits"].max())
         head = f"**{DATASET_NAMES.get(ds, ds)}** (protocol {t['protocol'].iloc[0]}, {splits} split{'s' if splits > 1 else ''}"
+        q = pd.to_numeric(t["queries"], errors="coerce").mean()
+        if q and not math.isnan(q):
+            head += f", {q:.0f} queries: one query is {100 / q:.1f} points of rank-1"
         head += ")" if has_paper else "; the paper has no numbers for this set)"
         rows = []
         for _, r in t.iterrows():

@@ -350,7 +350,8 @@ def store(tmp_path):
 def test_table2_puts_ours_beside_the_paper(store):
     study, manifest = store
     df = tables.collect_results(study.runs_dir, manifest)
-    assert len(df) == 6 + 6 and not (study.runs_dir / st.AGGREGATE_DIR).exists()
+    assert len(df) == 6 + 6 and not df["run_id"].str.startswith("_").any()
+    assert study.manifest_path.parent == study.runs_dir / st.AGGREGATE_DIR / "unit"
     t2 = tables.table2(df, tables.load_paper(PAPER_CSV))
     il = t2[t2["dataset"] == "ilidsvid"].set_index("variant")
     assert list(il.index) == [3, 4, 8] and (il["splits"] == 2).all()
@@ -361,6 +362,7 @@ def test_table2_puts_ours_beside_the_paper(store):
     assert list(syn["variant"]) == [1, 3, 8] and syn["rank1_paper"].isna().all()
     md = tables.table2_markdown(t2)
     assert "iLIDS-VID" in md and "Δ rank-1" in md and "± 1.0" in md and "no numbers for this set" in md
+    assert "10 queries: one query is 10.0 points of rank-1" in md
     verdict = tables.alignment_verdict(tables.alignment_summary(t2))
     assert len(verdict) == 2 and all("rows 4-8" in v for v in verdict)
 
@@ -443,3 +445,19 @@ def test_runs_side_by_side_give_the_same_store(tmp_path):
     with pytest.raises(st.StudyError, match="jobs"):
         st.load_plan(tiny_plan(jobs=0))
     assert st.load_plan(tiny_plan(jobs="auto")).jobs >= 1
+
+
+def test_large_pngs_are_compacted(tmp_path):
+    from PIL import Image
+
+    from fgra_core import figures
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "small.png")
+    small_before = (tmp_path / "small.png").read_bytes()
+    size = (tmp_path / "big.png").stat().st_size
+    assert figures.compact_pngs(tmp_path, max_bytes=1000) == [tmp_path / "big.png"]
+    assert (tmp_path / "big.png").stat().st_size < size and (tmp_path / "small.png").read_bytes() == small_before
+    with Image.open(tmp_path / "big.png") as im:
+        assert im.size == (300, 300) and im.mode == "P"
