@@ -461,3 +461,12 @@ def test_large_pngs_are_compacted(tmp_path):
     assert (tmp_path / "big.png").stat().st_size < size and (tmp_path / "small.png").read_bytes() == small_before
     with Image.open(tmp_path / "big.png") as im:
         assert im.size == (300, 300) and im.mode == "P"
+
+
+def test_mars_mini_plan_finds_the_shared_folder_beside_the_checkout(mars_mini, mobilenet_weights, monkeypatch):
+    monkeypatch.delenv("FGRA_MARS_MINI_ROOT", raising=False)
+    study = st.Study("mars-mini", project_dir=REPO, run_fn=FakeRunner(), show_progress=False)
+    cfg = build_config(study.runs[0].params)
+    assert (REPO / cfg.data.root).resolve() == mars_mini.resolve()
+    assert (REPO / cfg.model.weights).resolve() == mobilenet_weights.resolve()
+    assert cfg.data.dataset == "mars" and len(study.runs) == 12
