@@ -64,6 +64,7 @@ def _row(result: dict, run_id: str) -> dict:
         "height": data.get("height"),
         "width": data.get("width"),
         "weights": (cfg.get("model") or {}).get("weights"),
+        "data": Path(str(data.get("root"))).name if data.get("root") else "",
         "protocol": result.get("protocol", metrics.get("protocol")),
         "ap_form": result.get("ap_form", metrics.get("ap_form")),
         "num_queries": metrics.get("num_queries"),
@@ -102,7 +103,7 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
         row["groups"] = membership.get(run_id, []) if membership is not None else []
         rows.append(row)
     cols = ["run_id", "dataset", "split_id", "variant", "backbone", "seq_len", "num_regions", "epochs", "seed",
-            "misalignment", "height", "width", "weights", "protocol", "ap_form", "num_queries", "num_valid",
+            "misalignment", "height", "width", "weights", "data", "protocol", "ap_form", "num_queries", "num_valid",
             "train_time_s", "eval_time_s", "device", "run_dir", *METRICS, "groups"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -130,6 +131,8 @@ def _aggregate(df: pd.DataFrame, keys: list[str], metrics: Iterable[str] = METRI
     out["splits"] = g["split_id"].nunique()
     out["queries"] = g["num_valid"].mean() if "num_valid" in df.columns else math.nan
     out["protocol"] = g["protocol"].agg(lambda s: "/".join(sorted({str(x) for x in s})))
+    if "data" in df.columns:
+        out["data"] = g["data"].agg(lambda s: "/".join(sorted({str(x) for x in s if x})))
     return out.reset_index()
 
 
@@ -154,7 +157,7 @@ def table2(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
                         out.at[i, f"{m}_paper"] = p.loc[key, m]
     for m in ("rank1", "rank5", "mAP"):
         out[f"{m}_diff"] = out[m] - out[f"{m}_paper"]
-    cols = ["dataset", "variant", "method", "splits", "queries", "protocol"]
+    cols = ["dataset", "variant", "method", "splits", "queries", "protocol", "data"]
     for m in ("rank1", "rank5", "mAP"):
         cols += [m, f"{m}_std", f"{m}_paper", f"{m}_diff"]
     return out[cols]
@@ -217,7 +220,8 @@ def table1(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
     for ds, sub in rows.groupby("dataset"):
         first = sub.iloc[0]
         recipe[ds] = {"ap_form": "/".join(sorted({str(x) for x in sub["ap_form"]})),
-                      "recipe": f"{first['backbone']}, {first['height']}x{first['width']}, N={first['seq_len']}, "
+                      "recipe": (f"data {first['data']}, " if first.get("data") else "")
+                                + f"{first['backbone']}, {first['height']}x{first['width']}, N={first['seq_len']}, "
                                 f"N_s={first['num_regions']}, {first['epochs']} ep"}
     paper_rows = {}
     if paper is not None:
@@ -300,7 +304,8 @@ def table2_markdown(t2: pd.DataFrame) -> str:
     for ds, t in t2.groupby("dataset", sort=False):
         has_paper = t["rank1_paper"].notna().any()
         splits = int(t["splits"].max())
-        head = f"**{DATASET_NAMES.get(ds, ds)}** (protocol {t['protocol'].iloc[0]}, {splits} split{'s' if splits > 1 else ''}"
+        where = t["data"].iloc[0] if "data" in t.columns else ""
+        head = f"**{DATASET_NAMES.get(ds, ds)}** ({f'data `{where}`, ' if where else ''}protocol {t['protocol'].iloc[0]}, {splits} split{'s' if splits > 1 else ''}"
         q = pd.to_numeric(t["queries"], errors="coerce").mean()
         if q and not math.isnan(q):
             head += f", {q:.0f} queries: one query is {100 / q:.1f} points of rank-1"
