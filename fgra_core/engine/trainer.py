@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import RunConfig, load_config, to_dict
-from ..io import atomic_write_json, atomic_write_text, remove_stale_temps
+from ..config import RunConfig, dump_config, load_config, to_dict
+from ..errors import ConfigError, StorageError
+from ..io import append_jsonl, atomic_write_json, atomic_write_text, remove_stale_temps
 from . import checkpoint as ckpt_lib
 from .builders import build_criterion, build_data, build_model, build_optimizer, build_train_loader_for
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -28,8 +29,6 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from ..errors import ConfigError
-
         raise ConfigError(f"device {name!r} was asked for but CUDA is not available on this machine")
     return dev
 
@@ -117,8 +116,6 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            from ..errors import StorageError
-
             raise StorageError(f"run folder {run_dir} cannot be created ({exc.strerror or exc}); "
                                "expected a writable location for run_dir", errno=exc.errno, path=str(run_dir)) from exc
         # temporary files of writes cut short by a kill (the files themselves are never half-written)
@@ -182,8 +179,6 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
             ckpt_lib.save_checkpoint(ckpt_dir, epoch=epoch + 1, model=model, optimizer=optimizer,
                                      scheduler=scheduler, scaler=scaler, history=history, config=to_dict(cfg),
                                      extra={"criterion": criterion.state_dict()})
-            from ..io import append_jsonl
-
             append_jsonl(run_dir / METRICS_FILE, record)
         barrier(dinfo)
         if on_epoch_end is not None:
@@ -239,8 +234,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def _check_compatible(saved: dict, cfg: RunConfig, where: Path) -> None:
-    from ..errors import ConfigError
-
     a, b = _flat(_with_defaults(saved)), _flat(to_dict(cfg))
     diff = sorted(k for k in set(a) | set(b)
                   if k not in _RESUMABLE_CHANGES and not k.startswith("eval.") and a.get(k) != b.get(k))
@@ -282,8 +275,6 @@ def _set_epoch(loader, epoch: int) -> None:
 
 
 def _yaml(cfg: RunConfig) -> str:
-    from ..config import dump_config
-
     return dump_config(cfg)
 
 
