@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from fgra_core.config import load_config
 from fgra_core.train import run
 
 REPO = Path(__file__).resolve().parents[1]
