@@ -273,6 +273,33 @@ def merge(base: dict, overrides: dict) -> dict:
     return out
 
 
+def flatten(cfg: "RunConfig | dict", prefix: str = "") -> dict:
+    """``{"data.seq_len": 4, ...}``: every setting of a config (or nested dict) by its dotted name."""
+    data = to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def parse_assignments(items: list[str]) -> dict:
+    """``["train.epochs=3", "device=cuda"]`` -> ``{"train.epochs": 3, "device": "cuda"}`` (values read as YAML)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({' '.join(str(exc).split())})") from None
+    return out
+
+
 def to_dict(cfg: Any) -> dict:
     """Plain, JSON/YAML-safe dict of a config."""
     return dataclasses.asdict(cfg)

@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import RunConfig, load_config, to_dict
+from .config import RunConfig, flatten, load_config
 from .errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -169,26 +169,9 @@ def _is_module(value: Any) -> bool:
     return isinstance(value, types.ModuleType)
 
 
-def flat_settings(cfg: RunConfig | dict) -> dict:
-    """``{"data.seq_len": 4, ...}`` for every setting of a config."""
-    data = to_dict(cfg) if isinstance(cfg, RunConfig) else cfg
-
-    def walk(d: dict, prefix: str) -> dict:
-        out = {}
-        for key, value in d.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, dict):
-                out.update(walk(value, name + "."))
-            else:
-                out[name] = value
-        return out
-
-    return walk(data, "")
-
-
 def settings_hash(cfg: RunConfig | dict, length: int = 8) -> str:
     """Short hash of everything that decides a run's numbers (location settings left out)."""
-    flat = {k: v for k, v in flat_settings(cfg).items() if k not in LOCATION_KEYS}
+    flat = {k: v for k, v in flatten(cfg).items() if k not in LOCATION_KEYS}
     blob = json.dumps(flat, sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:length]
 

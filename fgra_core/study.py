@@ -50,9 +50,10 @@ from typing import Any, Callable
 
 import yaml
 
+from .config import parse_assignments
 from .errors import ConfigError, FGRAError
 from .io import atomic_write_json
-from .notebook_params import build_config, check_json_safe, resolve_config_source, settings_hash
+from .notebook_params import build_config, check_json_safe, settings_hash
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PLANS_DIR = PACKAGE_DIR / "plans"
@@ -672,17 +673,6 @@ class Study:
 # --------------------------------------------------------------------------- CLI
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``["device=cuda", "train.epochs=3"]`` -> ``{"device": "cuda", "train.epochs": 3}`` (values read as YAML)."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise StudyError(f"--set expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def _int(text: str) -> int | str:
     try:
         return int(text)
@@ -720,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         study = Study(args.plan, project_dir=args.project_dir, data_roots=_parse_roots(args.data_root),
-                      extra=parse_overrides(args.overrides), num_threads=args.threads,
+                      extra=parse_assignments(args.overrides), num_threads=args.threads,
                       jobs=None if args.jobs is None else _jobs(args.jobs if args.jobs == "auto" else _int(args.jobs), "--jobs"),
                       show_progress=not args.no_progress)
     except FGRAError as exc:

@@ -9,22 +9,10 @@ import argparse
 import json
 import sys
 
-import yaml
-
+from .config import parse_assignments
 from .engine.trainer import run
 
-__all__ = ["run", "main", "parse_overrides"]
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``["train.epochs=3", "model.backbone=resnet18"]`` -> flat override dict (values parsed as YAML)."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+__all__ = ["run", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import FGRAError
 
     try:
-        result = run(args.config, overrides=parse_overrides(args.overrides), show_progress=not args.no_progress)
+        result = run(args.config, overrides=parse_assignments(args.overrides), show_progress=not args.no_progress)
     except FGRAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

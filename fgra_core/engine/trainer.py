@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import RunConfig, dump_config, load_config, to_dict
+from ..config import RunConfig, dump_config, flatten, load_config, to_dict
 from ..errors import ConfigError, StorageError
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, remove_stale_temps
 from . import checkpoint as ckpt_lib
@@ -222,19 +222,8 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
 _RESUMABLE_CHANGES = {"resume", "device", "train.epochs", "train.eval_every", "data.num_workers", "data.cache_dir", "data.cache_memory_gb"}
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flat(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 def _check_compatible(saved: dict, cfg: RunConfig, where: Path) -> None:
-    a, b = _flat(_with_defaults(saved)), _flat(to_dict(cfg))
+    a, b = flatten(_with_defaults(saved)), flatten(to_dict(cfg))
     diff = sorted(k for k in set(a) | set(b)
                   if k not in _RESUMABLE_CHANGES and not k.startswith("eval.") and a.get(k) != b.get(k))
     if diff:
@@ -262,7 +251,7 @@ def _finished_result(run_dir: Path, cfg: RunConfig) -> dict | None:
     if result.get("status") != "finished":
         return None
     ignore = {"resume", "device", "data.num_workers", "data.cache_dir", "data.cache_memory_gb"}
-    a, b = _flat(_with_defaults(result.get("config", {}))), _flat(to_dict(cfg))
+    a, b = flatten(_with_defaults(result.get("config", {}))), flatten(to_dict(cfg))
     if {k: v for k, v in a.items() if k not in ignore} != {k: v for k, v in b.items() if k not in ignore}:
         return None
     return result
