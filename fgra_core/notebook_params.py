@@ -68,7 +68,8 @@ NOTEBOOK_ONLY: dict[str, Any] = {
 KNOWN = frozenset(SHORTCUTS) | frozenset(NOTEBOOK_ONLY)
 
 # settings that say where things are, not what is computed: left out of a run's identity
-LOCATION_KEYS = frozenset({"run_dir", "resume", "device", "data.root", "data.num_workers", "data.cache_dir"})
+LOCATION_KEYS = frozenset({"run_dir", "resume", "device", "data.root", "data.num_workers", "data.cache_dir",
+                           "data.cache_memory_gb"})
 
 
 def check_json_safe(value: Any, where: str = "value") -> None:
