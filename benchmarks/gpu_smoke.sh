@@ -21,7 +21,7 @@ $py -m fgra_core.train --no-progress \
   --set data.num_workers=8 --set data.synthetic.height=256 --set data.synthetic.width=128 \
   --set data.synthetic.num_train_ids=160 --set data.synthetic.num_test_ids=100 \
   --set model.backbone=resnet50 --set model.weights=none --set model.variant=8 \
-  --set train.epochs=3 --set train.P=16 --set train.K=4 --set train.amp=true --set train.channels_last=true \
+  --set train.epochs=4 --set train.P=16 --set train.K=4 --set train.amp=true --set train.channels_last=true \
   2>&1 | tee "$out/train_smoke.txt"
 $py - "$out/resnet50-smoke/results.json" <<'PY' 2>&1 | tee "$out/train_summary.txt"
 import json, sys
