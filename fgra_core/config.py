@@ -63,6 +63,7 @@ class DataConfig:
     cache_memory_gb: float = 2.0  # bound of each process's in-memory frame cache when cache_dir is unset
     random_erasing: float = 0.5
     flip: float = 0.5
+    feature_cache_dir: str = "results/cache/trunk"  # head regime: trunk feature maps, shared by runs
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
@@ -73,7 +74,11 @@ class ModelConfig:
     weights: str = "imagenet"
     num_regions: int = 4
     last_stride: int = 2  # 8 x 4 maps at 256 x 128 (docs/reproduction_notes.md)
-    centers: Literal["mean", "learned"] = "mean"  # consistency term's c_i (docs/reproduction_notes.md)
+    centers: Literal["mean", "learned", "region"] = "mean"  # consistency term's c_i (docs/reproduction_notes.md)
+    # Readings of ambiguous passages (docs/reproduction_notes.md, "Readings"):
+    tas_source: Literal["sigmoid", "bn", "raw"] = "sigmoid"  # what Eq. 5 averages before the softmax
+    template_conv: Literal["shared", "per_region"] = "shared"  # the template 1x1 conv
+    spatial_weights: Literal["attention", "uniform"] = "attention"  # SA, or its uniform-sum control
 
 
 @dataclass
@@ -94,6 +99,9 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
+    # "finetune": the paper's end-to-end training of trunk and head. "head": the trunk is frozen, its
+    # feature maps are computed once (fgra_core/trunk_cache.py) and only the head trains on them.
+    regime: Literal["finetune", "head"] = "finetune"
     epochs: int = 300
     P: int = 16
     K: int = 4
@@ -340,7 +348,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     need(1 <= s.min_frames <= s.max_frames, f"data.synthetic needs 1 <= min_frames <= max_frames, got {s.min_frames}, {s.max_frames}")
     need(s.misalignment >= 0, f"data.synthetic.misalignment must be >= 0, got {s.misalignment}")
 
-    need(1 <= m.variant <= 8, f"model.variant must be a Table-2 row 1..8, got {m.variant}")
+    need(0 <= m.variant <= 8, f"model.variant must be a Table-2 row 1..8 (or 0, the untrained trunk), got {m.variant}")
     need(m.last_stride in (1, 2), f"model.last_stride must be 1 or 2, got {m.last_stride}")
     need(m.num_regions >= 1, f"model.num_regions must be at least 1, got {m.num_regions}")
     fh = feature_height(cfg)

@@ -67,13 +67,17 @@ def consistency_loss(aligned: torch.Tensor, centers: torch.Tensor | None = None,
     """Eqs. 3 and 12: mean over sequences of sum_{i,n} ||F_{n,i} - c_i||^2.
 
     aligned [B, N, N_s, C]. ``centers=None``: c_i is the mean over the sequence's frames of
-    F_{n,i}. With ``centers`` [num_classes, N_s, C] (learned) and ``labels`` [B]: c_i = centers[label, i].
+    F_{n,i}. With ``centers`` [num_classes, N_s, C] (learned per identity) and ``labels`` [B]:
+    c_i = centers[label, i]. With ``centers`` [N_s, C] (learned per region, shared by every identity):
+    c_i = centers[i].
     """
     if aligned.dim() != 4:
         raise ValueError(f"expected aligned features [B, N, N_s, C], got {tuple(aligned.shape)}")
     aligned = aligned.float()
     if centers is None:
         c = aligned.mean(dim=1, keepdim=True)
+    elif centers.dim() == 2:
+        c = centers[None, None].to(aligned.dtype)
     else:
         if labels is None:
             raise ValueError("learned centers need the labels of the sequences")
@@ -84,9 +88,10 @@ def consistency_loss(aligned: torch.Tensor, centers: torch.Tensor | None = None,
 class FGRALoss(nn.Module):
     """Eq. 13: ce_weight * L_softmax + triplet_weight * L_triplet + reg_weight * L_reg.
 
-    ``centers``: ``"mean"`` (per-sequence mean, no parameters) or ``"learned"`` (a
-    [num_classes, num_regions, dim] parameter; give it its own learning rate, 0.03 in the paper,
-    via :meth:`center_parameters`). The consistency term is computed when the model output carries
+    ``centers``: ``"mean"`` (per-sequence mean, no parameters), ``"learned"`` (a
+    [num_classes, num_regions, dim] parameter: one centre per identity and region) or ``"region"`` (a
+    [num_regions, dim] parameter shared by every identity); give learned centres their own learning
+    rate, 0.03 in the paper, via :meth:`center_parameters`. The consistency term is computed when the model output carries
     ``aligned`` features (variants with CR) and ``reg_weight > 0``.
     """
 
@@ -94,8 +99,8 @@ class FGRALoss(nn.Module):
                  centers: str = "mean", num_classes: int | None = None, num_regions: int | None = None,
                  dim: int | None = None, ce_weight: float = 1.0, triplet_weight: float = 1.0):
         super().__init__()
-        if centers not in ("mean", "learned"):
-            raise ConfigError(f"centers={centers!r}; expected 'mean' or 'learned'")
+        if centers not in ("mean", "learned", "region"):
+            raise ConfigError(f"centers={centers!r}; expected 'mean', 'learned' or 'region'")
         self.margin = float(margin)
         self.reg_weight = float(reg_weight)
         self.label_smoothing = float(label_smoothing)
@@ -108,6 +113,10 @@ class FGRALoss(nn.Module):
                 raise ConfigError("centers='learned' needs num_classes, num_regions and dim "
                                   "(use FGRALoss.for_model(model, centers='learned'))")
             self.centers = nn.Parameter(torch.zeros(num_classes, num_regions, dim))
+        elif centers == "region":
+            if not (num_regions and dim):
+                raise ConfigError("centers='region' needs num_regions and dim (use FGRALoss.for_model)")
+            self.centers = nn.Parameter(torch.zeros(num_regions, dim))
 
     @classmethod
     def for_model(cls, model, **kwargs) -> "FGRALoss":
@@ -115,8 +124,9 @@ class FGRALoss(nn.Module):
         if not model.variant.consistency:
             kwargs["reg_weight"] = 0.0
             kwargs["centers"] = "mean"
-        if kwargs.get("centers") == "learned":
-            kwargs.setdefault("num_classes", model.num_classes)
+        if kwargs.get("centers") in ("learned", "region"):
+            if kwargs["centers"] == "learned":
+                kwargs.setdefault("num_classes", model.num_classes)
             kwargs.setdefault("num_regions", model.num_regions)
             kwargs.setdefault("dim", model.aligned_dim)
         return cls(**kwargs)
@@ -129,7 +139,8 @@ class FGRALoss(nn.Module):
         ce = cross_entropy(out.logits, labels, self.label_smoothing) if out.logits is not None else zero
         tri, stats = batch_hard_triplet(out.features, labels, self.margin)
         if out.aligned is not None and self.reg_weight > 0:
-            reg = consistency_loss(out.aligned, self.centers, labels if self.centers is not None else None)
+            per_id = self.centers is not None and self.centers.dim() == 3
+            reg = consistency_loss(out.aligned, self.centers, labels if per_id else None)
         else:
             reg = zero
         total = self.ce_weight * ce + self.triplet_weight * tri + self.reg_weight * reg

@@ -69,7 +69,7 @@ KNOWN = frozenset(SHORTCUTS) | frozenset(NOTEBOOK_ONLY)
 
 # settings that say where things are, not what is computed: left out of a run's identity
 LOCATION_KEYS = frozenset({"run_dir", "resume", "device", "data.root", "data.num_workers", "data.cache_dir",
-                           "data.cache_memory_gb"})
+                           "data.cache_memory_gb", "data.feature_cache_dir"})
 
 
 def check_json_safe(value: Any, where: str = "value") -> None:

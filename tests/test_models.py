@@ -162,7 +162,9 @@ def test_region_boxes():
 def test_variant_lookup():
     assert get_variant(8) is get_variant("GB+RAM+TAS+CR+SA") is get_variant("full") is get_variant("8")
     assert get_variant("gb+ram+ta").index == 5
-    for bad in (0, 9, "GB+SA", True):
+    assert get_variant(0) is get_variant("trunk") is get_variant("0")
+    assert not get_variant(0).trained and get_variant(1).trained
+    for bad in (-1, 9, "GB+SA", True):
         with pytest.raises(ConfigError):
             get_variant(bad)
 

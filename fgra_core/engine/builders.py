@@ -40,7 +40,8 @@ def _cache_bytes(cfg: RunConfig) -> int | None:
 def build_model(cfg: RunConfig, num_classes: int) -> FGRA:
     m = cfg.model
     return FGRA(num_classes, variant=m.variant, backbone=m.backbone, weights=m.weights,
-                num_regions=m.num_regions, last_stride=m.last_stride)
+                num_regions=m.num_regions, last_stride=m.last_stride, tas_source=m.tas_source,
+                template_conv=m.template_conv, spatial_weights=m.spatial_weights)
 
 
 def build_criterion(cfg: RunConfig, num_classes: int, model: FGRA) -> FGRALoss:

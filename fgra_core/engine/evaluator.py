@@ -1,6 +1,8 @@
 """Evaluate a model on a dataset's query/gallery under the configured protocol."""
 from __future__ import annotations
 
+import torch
+
 from ..config import RunConfig, resolve_protocol
 from ..data.loaders import load_frames
 from ..data.transforms import ClipTransform
@@ -21,6 +23,7 @@ def evaluate_model(model, data, cfg: RunConfig, device, *, show_progress: bool =
     model.eval()
     qf, q_stats = extract_features(model, ds.query, **common)
     gf, g_stats = extract_features(model, ds.gallery, **common)
+    weights = aggregation_weights(model, ds.query, data, transform, cfg.data.seq_len, device)
     model.train(was_training)
 
     protocol = resolve_protocol(cfg)
@@ -30,7 +33,24 @@ def evaluate_model(model, data, cfg: RunConfig, device, *, show_progress: bool =
         protocol=protocol, ap_form=cfg.eval.ap_form, rerank=cfg.eval.rerank, max_rank=cfg.eval.max_rank)
     record = res.as_dict(percent=True)
     return {"metrics": record, "protocol": record["protocol"], "ap_form": record["ap_form"],
-            "reranked": cfg.eval.rerank, "eval_stats": {"query": _plain(q_stats), "gallery": _plain(g_stats)}}
+            "reranked": cfg.eval.rerank, "eval_stats": {"query": _plain(q_stats), "gallery": _plain(g_stats)},
+            "per_query": res.per_query(), "weights": weights}
+
+
+@torch.no_grad()
+def aggregation_weights(model, tracklets, data, transform, seq_len: int, device, limit: int = 64) -> dict:
+    """Temporal-weight entropy and spatial-weight spread of a trained model on the first test clip of
+    up to ``limit`` tracklets (see :func:`fgra_core.models.fgra.weight_statistics`)."""
+    from ..data.sampling import test_clips
+    from ..models.fgra import weight_statistics
+
+    outs = []
+    for t in list(tracklets)[:limit]:
+        clip = test_clips(len(t), seq_len)[0]
+        frames = transform(load_frames(t, data.cache, indices=clip)).to(device)
+        fmaps = model.backbone_features(frames)
+        outs.append(model.head(fmaps.unsqueeze(0), return_weights=True))
+    return weight_statistics(outs)
 
 
 def _plain(stats) -> dict:

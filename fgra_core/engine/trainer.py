@@ -16,6 +16,7 @@ from ..config import RunConfig, dump_config, flatten, load_config, to_dict
 from ..errors import ConfigError, StorageError
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, remove_stale_temps
 from . import checkpoint as ckpt_lib
+from .convergence import convergence
 from .builders import build_criterion, build_data, build_model, build_optimizer, build_train_loader_for
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from .evaluator import evaluate_model
@@ -158,7 +159,8 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
 
     t0 = time.time()
     epochs_done_here = 0
-    epoch_bar = tqdm(range(start_epoch, cfg.train.epochs), desc="training", initial=start_epoch,
+    last_epoch = cfg.train.epochs if model.variant.trained else start_epoch   # row 0 trains nothing
+    epoch_bar = tqdm(range(start_epoch, last_epoch), desc="training", initial=start_epoch,
                      total=cfg.train.epochs, disable=not show_progress or not dinfo.is_main)
     for epoch in epoch_bar:
         _set_epoch(loader, epoch)
@@ -203,7 +205,9 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
             "num_regions": cfg.model.num_regions,
             "epochs": cfg.train.epochs,
             "seed": cfg.train.seed,
+            "regime": cfg.train.regime,
             **res,
+            "convergence": convergence([r.get("total") for r in history if r.get("total") is not None]),
             "train_time_s": round(train_time, 3),
             "eval_time_s": round(time.time() - t1, 3),
             "device": str(device),
@@ -219,7 +223,8 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
 
 
 # Settings that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"resume", "device", "train.epochs", "train.eval_every", "data.num_workers", "data.cache_dir", "data.cache_memory_gb"}
+_RESUMABLE_CHANGES = {"resume", "device", "train.epochs", "train.eval_every", "data.num_workers", "data.cache_dir",
+                      "data.cache_memory_gb", "data.feature_cache_dir"}
 
 
 def _check_compatible(saved: dict, cfg: RunConfig, where: Path) -> None:
@@ -250,7 +255,7 @@ def _finished_result(run_dir: Path, cfg: RunConfig) -> dict | None:
         return None
     if result.get("status") != "finished":
         return None
-    ignore = {"resume", "device", "data.num_workers", "data.cache_dir", "data.cache_memory_gb"}
+    ignore = {"resume", "device", "data.num_workers", "data.cache_dir", "data.cache_memory_gb", "data.feature_cache_dir"}
     a, b = flatten(_with_defaults(result.get("config", {}))), flatten(to_dict(cfg))
     if {k: v for k, v in a.items() if k not in ignore} != {k: v for k, v in b.items() if k not in ignore}:
         return None

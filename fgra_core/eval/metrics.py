@@ -78,6 +78,16 @@ class RankResult:
     ap_form: str
     max_rank: int
     skipped_queries: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # per query (in query order), for paired statistics across runs; ``evaluate_rank`` fills them:
+    first_rank: np.ndarray | None = None   # rank (1-based) of the first true match; 0 for a skipped query
+    ap: np.ndarray | None = None           # AP in ``ap_form``; NaN for a skipped query
+
+    def per_query(self) -> dict[str, list]:
+        """JSON-friendly per-query outcomes: ``first_rank`` (0 = skipped) and ``ap`` (``None`` = skipped)."""
+        if self.first_rank is None or self.ap is None:
+            raise FGRAError("this RankResult carries no per-query outcomes (use evaluate_rank)")
+        return {"first_rank": [int(v) for v in self.first_rank],
+                "ap": [None if not np.isfinite(v) else float(v) for v in self.ap]}
 
     def as_dict(self, percent: bool = True) -> dict[str, Any]:
         """JSON-friendly summary (percentages by default)."""
@@ -423,6 +433,7 @@ def evaluate_rank(
     ap_plain = np.zeros(nq, dtype=np.float64)
     ap_trap = np.zeros(nq, dtype=np.float64)
     has_pos = np.zeros(nq, dtype=bool)
+    first = np.zeros(nq, dtype=np.int64)
     for b0 in range(0, nq, _BLOCK_ROWS):
         b1 = min(nq, b0 + _BLOCK_ROWS)
         n_rows = b1 - b0
@@ -434,6 +445,7 @@ def evaluate_rank(
         has_pos[b0:b1] = counts > 0
         # CMC from each row's first positive
         np.add.at(cmc_first, np.minimum(r[k == 0], max_rank + 1) - 1, 1)
+        first[b0 + pr[k == 0]] = r[k == 0]
         # AP: positives are in (row, k) order, so bincount sums each row in the reference's order
         kf = (k + 1).astype(np.float64)
         rf = r.astype(np.float64)
@@ -446,7 +458,10 @@ def evaluate_rank(
         ap_trap[b0:b1] = np.bincount(pr, weights=(old_precision + precision) / 2.0, minlength=n_rows) / n
     skipped = np.flatnonzero(~has_pos)
     cmc_sum = np.cumsum(cmc_first[:max_rank]).astype(np.float64)
-    return _result(cmc_sum, ap_plain[has_pos], ap_trap[has_pos], nq, skipped, protocol, ap_form, max_rank, ranks)
+    res = _result(cmc_sum, ap_plain[has_pos], ap_trap[has_pos], nq, skipped, protocol, ap_form, max_rank, ranks)
+    res.first_rank = first
+    res.ap = np.where(has_pos, ap_plain if ap_form == "plain" else ap_trap, np.nan)
+    return res
 
 
 # --------------------------------------------------------------------------- protocols and splits

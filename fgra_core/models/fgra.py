@@ -30,7 +30,7 @@ from fgra_core.errors import ConfigError
 from fgra_core.models.backbones import build_backbone, feature_stride
 from fgra_core.models.gam import GAM
 
-__all__ = ["FGRA", "FGRAOutput", "VariantSpec", "VARIANTS", "get_variant"]
+__all__ = ["FGRA", "FGRAOutput", "VariantSpec", "VARIANTS", "TRUNK_ONLY", "get_variant", "weight_statistics"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,11 @@ class VariantSpec:
     consistency: bool          # CR: the consistency regularisation of Eqs. 3/12 applies
     spatial_attention: bool    # SA: Eqs. 7-8, else the N_s region vectors are concatenated
 
+    @property
+    def trained(self) -> bool:
+        """Whether the variant has anything to train (variant 0, the untrained trunk, has not)."""
+        return self.index != 0
+
 
 VARIANTS: dict[int, VariantSpec] = {
     1: VariantSpec(1, "AVG", False, "stripe", "avg", False, False),
@@ -56,7 +61,10 @@ VARIANTS: dict[int, VariantSpec] = {
     7: VariantSpec(7, "GB+RAM+TAS+CR", True, "ram", "tas", True, False),
     8: VariantSpec(8, "GB+RAM+TAS+CR+SA", True, "ram", "tas", True, True),
 }
-_ALIASES = {"full": 8, "fgra": 8, "baseline": 1}
+# Row 0 is not in the paper: the trunk's feature maps averaged over space and time, no training at
+# all. It is the floor every table shows (what the frozen or initial trunk alone retrieves).
+TRUNK_ONLY = VariantSpec(0, "TRUNK", False, None, None, False, False)
+_ALIASES = {"full": 8, "fgra": 8, "baseline": 1, "trunk": 0}
 
 
 def get_variant(variant: int | str | VariantSpec) -> VariantSpec:
@@ -65,19 +73,23 @@ def get_variant(variant: int | str | VariantSpec) -> VariantSpec:
         return variant
     if isinstance(variant, bool):
         raise ConfigError(f"variant={variant!r} is not a Table-2 variant")
+    if isinstance(variant, int) and variant == 0:
+        return TRUNK_ONLY
     if isinstance(variant, int) and variant in VARIANTS:
         return VARIANTS[variant]
     if isinstance(variant, str):
         key = variant.strip().upper().replace(" ", "")
         if key.isdigit() and int(key) in VARIANTS:
             return VARIANTS[int(key)]
+        if key == "0" or key == TRUNK_ONLY.name:
+            return TRUNK_ONLY
         for spec in VARIANTS.values():
             if spec.name == key:
                 return spec
         if key.lower() in _ALIASES:
-            return VARIANTS[_ALIASES[key.lower()]]
+            return get_variant(_ALIASES[key.lower()])
     names = ", ".join(f"{i} {s.name}" for i, s in VARIANTS.items())
-    raise ConfigError(f"variant={variant!r} is unknown; expected one of: {names} (or 'full')")
+    raise ConfigError(f"variant={variant!r} is unknown; expected one of: {names} (or 'full', or 0 'trunk')")
 
 
 @dataclass
@@ -90,6 +102,8 @@ class FGRAOutput:
     maps: torch.Tensor | None = None                      # [B, N, N_s, h, w] (return_maps, RAM variants)
     temporal_scores: torch.Tensor | None = None           # [B, N, N_s] temporal weights used (channel mean)
     spatial_weights: torch.Tensor | None = None           # [B, N_s] (return_maps, SA variant)
+    temporal_entropy: torch.Tensor | None = None          # [B] normalised entropy of the temporal weights
+                                                          # actually applied (per channel for TAS), 1 = uniform
 
 
 def _frozen_bias_bn(dim: int) -> nn.BatchNorm1d:
@@ -126,6 +140,25 @@ class _Head(nn.Module):
         return self.fc(self.bn(x))
 
 
+TAS_SOURCES = ("sigmoid", "bn", "raw")
+TEMPLATE_CONVS = ("shared", "per_region")
+SPATIAL_WEIGHTS = ("attention", "uniform")
+
+
+class _RegionConv(nn.Module):
+    """One 1x1 convolution per region: [B, R, C] -> [B, R, C'] with weight [R, C', C] and bias [R, C']."""
+
+    def __init__(self, regions: int, in_dim: int, out_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(regions, out_dim, in_dim))
+        self.bias = nn.Parameter(torch.zeros(regions, out_dim))
+        for r in range(regions):
+            nn.init.kaiming_uniform_(self.weight[r], a=math.sqrt(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("brc,rdc->brd", x, self.weight.to(x.dtype)) + self.bias.to(x.dtype)
+
+
 class RegionTemporalAttention(nn.Module):
     """Learned temporal attention for each region (variant 5): score = w_r . F_{n,r}, softmax over n."""
 
@@ -155,15 +188,30 @@ class FGRA(nn.Module):
         gam_impl: ``"efficient"`` or ``"reference"`` (same numbers, different memory).
         gam_region_chunk: regions processed together by the efficient GAM's torch loop.
         gam_kernel: ``"auto"`` (fused Triton kernels on CUDA, else torch), ``"torch"`` or ``"triton"``.
+        tas_source: what the temporal alignment scores (Eq. 5) average before the softmax over time:
+            ``"sigmoid"`` (the normalised similarity map after BN + sigmoid), ``"bn"`` (after BN, before
+            the sigmoid) or ``"raw"`` (the cross-correlation of Eq. 1 itself). docs/reproduction_notes.md.
+        template_conv: ``"shared"`` (one 1x1 conv for every region) or ``"per_region"`` (one per region).
+        spatial_weights: ``"attention"`` (Eqs. 7-8) or ``"uniform"`` (the same weighted sum with weights
+            1/N_s: the control that separates SA from the change of concatenation to a sum).
     """
 
     def __init__(self, num_classes: int | None, variant: int | str | VariantSpec = 8,
                  backbone: str = "resnet50", weights: str = "imagenet", num_regions: int = 4,
                  last_stride: int = 2, reduce_dim: int | None = None, template_dim: int | None = None,
                  classifier: str = "bnneck", gam_impl: str = "efficient", gam_region_chunk: int = 1,
-                 gam_kernel: str = "auto"):
+                 gam_kernel: str = "auto", tas_source: str = "sigmoid", template_conv: str = "shared",
+                 spatial_weights: str = "attention"):
         super().__init__()
         self.variant = get_variant(variant)
+        for name, value, allowed in (("tas_source", tas_source, TAS_SOURCES),
+                                     ("template_conv", template_conv, TEMPLATE_CONVS),
+                                     ("spatial_weights", spatial_weights, SPATIAL_WEIGHTS)):
+            if value not in allowed:
+                raise ConfigError(f"{name}={value!r}; expected one of {', '.join(map(repr, allowed))}")
+        self.tas_source = tas_source
+        self.template_mode = template_conv
+        self.spatial_mode = spatial_weights
         if int(num_regions) < 1:
             raise ConfigError(f"num_regions={num_regions!r} must be at least 1")
         if classifier not in ("bnneck", "branch"):
@@ -191,27 +239,35 @@ class FGRA(nn.Module):
             self.aligned_dim = Ct
             if Ct != C:
                 self.frame_proj = nn.Conv2d(C, Ct, 1, bias=False)
-            self.template_conv = nn.Conv2d(C, Ct, 1)
+            if template_conv == "shared":
+                self.template_conv = nn.Conv2d(C, Ct, 1)
+            else:   # one 1x1 conv per region: weight [R, C', C], bias [R, C']
+                self.template_convs = _RegionConv(R, C, Ct)
             if Ct == C:   # start from the stripe-pooled reference feature itself
                 with torch.no_grad():
-                    self.template_conv.weight.copy_(torch.eye(C).reshape(C, C, 1, 1))
-                    self.template_conv.bias.zero_()
+                    if template_conv == "shared":
+                        self.template_conv.weight.copy_(torch.eye(C).reshape(C, C, 1, 1))
+                        self.template_conv.bias.zero_()
+                    else:
+                        self.template_convs.weight.copy_(torch.eye(C).expand(R, C, C))
             self.gam = GAM(Ct, impl=gam_impl, region_chunk=gam_region_chunk, kernel=gam_kernel)
             if v.temporal == "ta":
                 self.local_attn = RegionTemporalAttention(R, Ct)
         local_in = self.aligned_dim if v.local == "ram" else C
         if v.local is not None:
-            if v.spatial_attention:
+            if v.spatial_attention and spatial_weights == "attention":
                 # Eq. 7: g = Conv1d(k=3) + BN + ReLU over the region axis (the BN makes a conv bias moot)
                 self.spatial_attn = nn.Sequential(nn.Conv1d(local_in, 1, 3, padding=1, bias=False),
                                                   nn.BatchNorm1d(1), nn.ReLU(inplace=False))
+                self.local_reduce = _Reduce(local_in, c)
+            elif v.spatial_attention:   # uniform weights: the weighted sum, no attention
                 self.local_reduce = _Reduce(local_in, c)
             else:
                 self.local_reduce = _Reduce(local_in * R, c)
 
         branches = int(v.global_branch) + int(v.local is not None)
-        self.feature_dim = c * branches
-        if self.num_classes is not None:
+        self.feature_dim = c * branches if v.trained else C
+        if self.num_classes is not None and v.trained:
             if classifier == "bnneck":
                 self.classifier = _Head(self.feature_dim, self.num_classes)
             else:
@@ -251,8 +307,11 @@ class FGRA(nn.Module):
         fmaps = self.backbone_features(clips.flatten(0, 1))
         return self.head(fmaps.unflatten(0, (B, N)), return_maps=return_maps)
 
-    def head(self, fmaps: torch.Tensor, return_maps: bool = False) -> FGRAOutput:
-        """fmaps [B, N, C, h, w] (frame 0 of each clip is the reference frame) -> FGRAOutput."""
+    def head(self, fmaps: torch.Tensor, return_maps: bool = False, return_weights: bool = False) -> FGRAOutput:
+        """fmaps [B, N, C, h, w] (frame 0 of each clip is the reference frame) -> FGRAOutput.
+
+        ``return_weights``: also the temporal weights, their normalised entropy and the spatial
+        weights (cheap; ``return_maps`` adds the response maps)."""
         if fmaps.dim() != 5 or fmaps.shape[2] != self.out_channels:
             raise ValueError(f"expected fmaps [B, N, {self.out_channels}, h, w], got {tuple(fmaps.shape)}")
         B, N, C, H, W = fmaps.shape
@@ -260,6 +319,10 @@ class FGRA(nn.Module):
         v, R = self.variant, self.num_regions
         out = FGRAOutput(features=fmaps.new_zeros(0))
         parts = []
+        want_weights = return_maps or return_weights
+        if not v.trained:                                                         # row 0: pooled trunk
+            out.features = fmaps.mean(dim=(1, 3, 4))
+            return out
 
         if v.global_branch:
             g = fmaps.mean(dim=(-2, -1))                                          # [B, N, C]
@@ -277,8 +340,11 @@ class FGRA(nn.Module):
             else:
                 lmaps = self.frame_proj(fmaps.flatten(0, 1)).unflatten(0, (B, N)) if hasattr(self, "frame_proj") else fmaps
                 ref = F.adaptive_avg_pool2d(fmaps[:, 0], (R, 1))                  # [B, C, R, 1]
-                templates = self.template_conv(ref).flatten(2).transpose(1, 2)    # [B, R, C']
-                g_out = self.gam(lmaps, templates, return_maps=return_maps)
+                if self.template_mode == "shared":
+                    templates = self.template_conv(ref).flatten(2).transpose(1, 2)  # [B, R, C']
+                else:
+                    templates = self.template_convs(ref.flatten(2).transpose(1, 2))
+                g_out = self.gam(lmaps, templates, return_maps=return_maps, score_source=self.tas_source)
                 aligned = g_out.aligned                                           # [B, N, R, C']
                 if v.temporal == "avg":
                     fs = aligned.mean(dim=1)
@@ -291,21 +357,28 @@ class FGRA(nn.Module):
                     s_hat = torch.softmax(g_out.scores, dim=1)                    # per channel, over time
                     fs = (aligned * s_hat).sum(dim=1)
                     tw = s_hat.mean(dim=-1)
+                    if want_weights:
+                        out.temporal_entropy = _normalised_entropy(s_hat.detach(), dim=1).mean(dim=(1, 2))
                 if v.consistency:
                     out.aligned = aligned
                 if return_maps:
                     out.maps = g_out.maps
             if v.spatial_attention:                                               # Eqs. 7 and 8
-                sw = torch.softmax(self.spatial_attn(fs.transpose(1, 2)).squeeze(1), dim=-1)  # [B, R]
+                if self.spatial_mode == "attention":
+                    sw = torch.softmax(self.spatial_attn(fs.transpose(1, 2)).squeeze(1), dim=-1)  # [B, R]
+                else:
+                    sw = fs.new_full((B, R), 1.0 / R)
                 local = torch.einsum("brc,br->bc", fs, sw.to(fs.dtype))
-                if return_maps:
+                if want_weights:
                     out.spatial_weights = sw.detach()
             else:
                 local = fs.flatten(1)                                             # concatenated regions
             out.local_feat = self.local_reduce(local)
             parts.append(out.local_feat)
-            if return_maps:
+            if want_weights:
                 out.temporal_scores = tw.detach()
+                if out.temporal_entropy is None:
+                    out.temporal_entropy = _normalised_entropy(tw.detach(), dim=1).mean(dim=1)
 
         out.features = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         if self.training and self.num_classes is not None:
@@ -316,5 +389,40 @@ class FGRA(nn.Module):
         return out
 
     def extra_repr(self) -> str:
+        readings = []
+        if self.tas_source != "sigmoid":
+            readings.append(f"tas_source={self.tas_source!r}")
+        if self.template_mode != "shared":
+            readings.append(f"template_conv={self.template_mode!r}")
+        if self.spatial_mode != "attention":
+            readings.append(f"spatial_weights={self.spatial_mode!r}")
         return (f"variant={self.variant.index} ({self.variant.name}), num_regions={self.num_regions}, "
-                f"feature_dim={self.feature_dim}")
+                f"feature_dim={self.feature_dim}" + "".join(", " + r for r in readings))
+
+
+def _normalised_entropy(w: torch.Tensor, dim: int) -> torch.Tensor:
+    """Entropy of weights that sum to 1 along ``dim``, divided by log(n): 1 for uniform weights, 0 for
+    all weight on one entry (n = 1 gives 1)."""
+    n = w.shape[dim]
+    if n <= 1:
+        return torch.ones_like(w.sum(dim=dim))
+    w = w.float().clamp_min(0)
+    h = -(w * torch.log(w.clamp_min(1e-30))).sum(dim=dim)
+    return h / math.log(n)
+
+
+def weight_statistics(outputs: list[FGRAOutput]) -> dict:
+    """What the aggregation weights of a trained model did over some clips (``head(..., return_weights=True)``
+    outputs): mean normalised temporal entropy (1 = uniform over the N frames) and the spread of the
+    spatial weights (mean over clips of their standard deviation and of max - min over the N_s regions;
+    0 = uniform). ``None`` where the variant has no such weights."""
+    ent = [o.temporal_entropy for o in outputs if o.temporal_entropy is not None]
+    sw = [o.spatial_weights for o in outputs if o.spatial_weights is not None]
+    out: dict = {"temporal_entropy": None, "spatial_weight_std": None, "spatial_weight_range": None}
+    if ent:
+        out["temporal_entropy"] = float(torch.cat(ent).float().mean())
+    if sw:
+        w = torch.cat(sw).float()
+        out["spatial_weight_std"] = float(w.std(dim=1, unbiased=False).mean())
+        out["spatial_weight_range"] = float((w.amax(dim=1) - w.amin(dim=1)).mean())
+    return out

@@ -10,6 +10,9 @@ Inputs: frame features ``fmaps`` [B, N, C, H, W] and template region features ``
 * Eq. 5: ``scores[b,n,r] = mean_hw(sigmoid(BN(M[b,n,r])))`` (the temporal softmax of Eq. 4 is the
   caller's).
 * ``maps[b,n,r] = mean_c(sigmoid(BN(M[b,n,r])))`` [B, N, R, H, W] response maps for figures.
+* ``score_source`` reads Eq. 5 three ways: ``"sigmoid"`` (above), ``"bn"`` (``mean_hw(BN(M))``, before the
+  sigmoid) or ``"raw"`` (``mean_hw(M)``, the cross-correlation itself). The sigmoid reading lies in (0, 1),
+  so a softmax over time weights two frames by at most a factor e; the other two are unbounded.
 
 Two implementations with the same values, gradients and running-statistics updates:
 
@@ -72,10 +75,19 @@ def _bn_momentum(bn: nn.BatchNorm2d) -> tuple[bool, float]:
     return use_batch, factor
 
 
+SCORE_SOURCES = ("sigmoid", "bn", "raw")
+
+
+def _check_source(score_source: str) -> None:
+    if score_source not in SCORE_SOURCES:
+        raise ValueError(f"score_source={score_source!r}; expected one of {SCORE_SOURCES}")
+
+
 def gam_reference(fmaps: torch.Tensor, templates: torch.Tensor, bn: nn.BatchNorm2d,
-                  return_maps: bool = False) -> GAMOutput:
+                  return_maps: bool = False, score_source: str = "sigmoid") -> GAMOutput:
     """Straightforward GAM: Eq. 1 as a group convolution, the BatchNorm module, sigmoid, Eq. 2."""
     _check(fmaps, templates, bn)
+    _check_source(score_source)
     B, N, C, H, W = fmaps.shape
     R = templates.shape[1]
     sims = []
@@ -87,7 +99,7 @@ def gam_reference(fmaps: torch.Tensor, templates: torch.Tensor, bn: nn.BatchNorm
     Z = bn(M.reshape(B * N * R, C, H, W)).reshape(B, N, R, C, H, W)
     S = torch.sigmoid(Z)
     aligned = (fmaps.unsqueeze(2) * S).mean(dim=(-2, -1))
-    scores = S.mean(dim=(-2, -1))
+    scores = {"sigmoid": S, "bn": Z, "raw": M}[score_source].mean(dim=(-2, -1))
     maps = S.mean(dim=3).detach() if return_maps else None
     return GAMOutput(aligned, scores, maps)
 
@@ -189,13 +201,15 @@ def _pick_kernel(kernel: str, fmaps: torch.Tensor) -> str:
 
 
 def gam_efficient(fmaps: torch.Tensor, templates: torch.Tensor, bn: nn.BatchNorm2d,
-                  return_maps: bool = False, region_chunk: int = 1, kernel: str = "auto") -> GAMOutput:
+                  return_maps: bool = False, region_chunk: int = 1, kernel: str = "auto",
+                  score_source: str = "sigmoid") -> GAMOutput:
     """Memory-efficient GAM; same values, gradients and BN running-statistics updates as the reference.
 
     ``kernel``: ``"auto"`` (fused Triton kernels for CUDA float32/half features, else torch
     operations), ``"torch"`` or ``"triton"``.
     """
     _check(fmaps, templates, bn)
+    _check_source(score_source)
     kernel = _pick_kernel(kernel, fmaps)
     B, N, C, H, W = fmaps.shape
     R = templates.shape[1]
@@ -226,7 +240,13 @@ def gam_efficient(fmaps: torch.Tensor, templates: torch.Tensor, bn: nn.BatchNorm
     a = t * scale
     k = shift.expand(B, R, C)
     out = _AlignFunction.apply(fmaps, a, k, bool(return_maps), max(1, int(region_chunk)), kernel)
-    return GAMOutput(out[0], out[1], out[2] if return_maps else None)
+    scores = out[1]
+    if score_source != "sigmoid":
+        # mean_hw is linear: mean_hw(a F + k) = a mean_hw(F) + k and mean_hw(t F) = t mean_hw(F)
+        fbar = fmaps.mean(dim=(-2, -1)).to(stat_dtype).unsqueeze(2)                # [B, N, 1, C]
+        coef, offset = (a, k) if score_source == "bn" else (t, torch.zeros_like(k))
+        scores = (coef.unsqueeze(1) * fbar + offset.unsqueeze(1)).to(out[1].dtype)
+    return GAMOutput(out[0], scores, out[2] if return_maps else None)
 
 
 class GAM(nn.Module):
@@ -245,10 +265,11 @@ class GAM(nn.Module):
         self.region_chunk = region_chunk
         self.kernel = kernel
 
-    def forward(self, fmaps: torch.Tensor, templates: torch.Tensor, return_maps: bool = False) -> GAMOutput:
+    def forward(self, fmaps: torch.Tensor, templates: torch.Tensor, return_maps: bool = False,
+                score_source: str = "sigmoid") -> GAMOutput:
         if self.impl == "reference":
-            return gam_reference(fmaps, templates, self.bn, return_maps)
-        return gam_efficient(fmaps, templates, self.bn, return_maps, self.region_chunk, self.kernel)
+            return gam_reference(fmaps, templates, self.bn, return_maps, score_source)
+        return gam_efficient(fmaps, templates, self.bn, return_maps, self.region_chunk, self.kernel, score_source)
 
     def extra_repr(self) -> str:
         return f"impl={self.impl!r}, region_chunk={self.region_chunk}, kernel={self.kernel!r}"
