@@ -64,10 +64,13 @@ def plot_sweep(t: pd.DataFrame, x: str, xlabel: str, title: str | None = None):
     """Rank-1 and mAP against a swept setting, one line per dataset (the layout of Fig. 4)."""
     fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0), constrained_layout=True)
     for ax, m, label in zip(axes, ("rank1", "mAP"), ("rank-1 (%)", "mAP (%)")):
-        for ds, sub in t.groupby("dataset", sort=False):
+        keys = ["dataset", "regime"] if "regime" in t.columns and t["regime"].nunique() > 1 else ["dataset"]
+        for key, sub in t.groupby(keys, sort=False):
+            key = key if isinstance(key, tuple) else (key,)
+            name = DATASET_NAMES.get(key[0], key[0]) + (f" ({key[1]})" if len(key) > 1 else "")
             sub = sub.sort_values(x)
             _errorbar(ax, sub[x].astype(int).tolist(), sub[m].tolist(), sub[f"{m}_std"].tolist(),
-                      DATASET_NAMES.get(ds, ds), marker="o")
+                      name, marker="o")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
         if not t.empty:
@@ -161,4 +164,28 @@ def plot_table2(t2: pd.DataFrame, dataset: str | None = None, title: str | None 
         axes[0].legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+VERDICT_COLOURS = {"supported": "#1b7837", "contradicted": "#b2182b", "inconclusive": "#777777"}
+
+
+def plot_claims(t: pd.DataFrame, score: str = "rank1", title: str | None = None):
+    """Each claim's deciding difference with its 95% interval, coloured by verdict."""
+    t = t.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(t) + 1.2), constrained_layout=True)
+    y = list(range(len(t)))
+    for yi, (_, r) in zip(y, t.iterrows()):
+        colour = VERDICT_COLOURS.get(r[f"{score}_verdict"], "#777777")
+        ax.plot([r[f"{score}_low"], r[f"{score}_high"]], [yi, yi], "-", color=colour, lw=2.5)
+        ax.plot([r[f"{score}_diff"]], [yi], "o", color=colour)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{r['id']} {r[f'{score}_part']}" for _, r in t.iterrows()], fontsize=8)
+    ax.set_xlabel(f"difference in {'rank-1' if score == 'rank1' else score} (points)")
+    ax.grid(axis="x", alpha=0.3)
+    handles = [plt.Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLOURS.items()]
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=9)
     return fig

@@ -166,9 +166,17 @@ def load_model(run_dir: str | os.PathLike | None = None, device: str | torch.dev
     ckpt = load_checkpoint(ckpt_path)
     cfg = _run_config(folder, ckpt)
     state = ckpt["model"]
-    model = _build_model(cfg, _num_classes(state))
+    head_only = ckpt.get("regime") == "head"   # a head-regime run: the trunk is its model.weights file
+    if head_only:
+        from fgra_core.engine.builders import build_model
+
+        model = build_model(cfg, _num_classes(state))
+    else:
+        model = _build_model(cfg, _num_classes(state))
     try:
-        model.load_state_dict(state)
+        missing, unexpected = model.load_state_dict(state, strict=not head_only)
+        if head_only and (unexpected or any(not k.startswith("backbone.") for k in missing)):
+            raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
     except RuntimeError as exc:
         raise FGRAError(f"checkpoint {ckpt_path} does not fit the model of {folder}'s configuration "
                         f"({str(exc).splitlines()[0]})") from exc

@@ -105,11 +105,18 @@ class Plan:
     source: str = ""
     smoke: bool = False   # notebooks draw fewer, smaller figures (CI)
     jobs: int = 1         # runs executed side by side (each a kernel process)
+    seeds: list[int] | None = None   # every run once per seed (train.seed); None: the config's seed
+    trunk: dict | None = None        # a run trained first whose trunk the others use ("model.weights: trunk")
+    batch: int = 1        # head-regime runs executed together in one notebook (train_evaluate_batch)
 
 
-_PLAN_KEYS = {"name", "description", "config", "base", "datasets", "groups", "aggregates", "smoke", "jobs"}
+_PLAN_KEYS = {"name", "description", "config", "base", "datasets", "groups", "aggregates", "smoke", "jobs",
+              "seeds", "trunk", "batch"}
 _DATASET_KEYS = {"splits", "config", "root", "env", "set"}
-_GROUP_KEYS = {"vary", "datasets", "splits", "set", "title"}
+_GROUP_KEYS = {"vary", "datasets", "splits", "set", "title", "seeds"}
+_TRUNK_KEYS = {"config", "set"}
+TRUNK_WEIGHTS = "trunk"   # model.weights value that names the plan's trained trunk
+TRUNK_GROUP = "trunk"
 
 
 def plan_path(plan: str | os.PathLike) -> Path:
@@ -135,6 +142,15 @@ def _splits(value: Any, where: str) -> list[int]:
     if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return list(value)
     raise StudyError(f"{where}: splits must be an integer, a list of integers or a range 'A-B', got {value!r}")
+
+
+def _seeds(value: Any, where: str) -> list[int] | None:
+    if value is None:
+        return None
+    seeds = _splits(value, where.replace("splits", "seeds"))
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise StudyError(f"{where}: seeds must be distinct non-negative integers, got {value!r}")
+    return seeds
 
 
 def _mapping(value: Any, where: str, keys: set[str] | None = None) -> dict:
@@ -200,13 +216,19 @@ def load_plan(plan: str | os.PathLike | dict) -> Plan:
             "splits": _splits(spec["splits"], f"{where}: groups.{gname}") if "splits" in spec else None,
             "set": _mapping(spec.get("set"), f"{where}: groups.{gname}.set"),
             "title": spec.get("title", str(gname)),
+            "seeds": _seeds(spec.get("seeds"), f"{where}: groups.{gname}.seeds"),
         }
     aggregates = data.get("aggregates", list(DEFAULT_AGGREGATES))
     if not isinstance(aggregates, list) or not all(isinstance(a, str) for a in aggregates):
         raise StudyError(f"{where}: aggregates must be a list of notebook names, got {aggregates!r}")
+    trunk = _mapping(data.get("trunk"), f"{where}: trunk", _TRUNK_KEYS) or None
+    batch = data.get("batch", 1)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise StudyError(f"{where}: batch must be a positive integer (runs per notebook execution), got {batch!r}")
     return Plan(name=str(name), config=data.get("config"), base=base, datasets=datasets, groups=groups,
                 aggregates=aggregates, description=str(data.get("description", "")).strip(), source=source,
-                smoke=bool(data.get("smoke", False)), jobs=_jobs(data.get("jobs", 1), where))
+                smoke=bool(data.get("smoke", False)), jobs=_jobs(data.get("jobs", 1), where),
+                seeds=_seeds(data.get("seeds"), f"{where}: seeds"), trunk=trunk, batch=batch)
 
 
 def _jobs(value: Any, where: str) -> int:
@@ -281,12 +303,16 @@ def run_id_for(settings_cfg, digest: str) -> str:
              f"ns{c.model.num_regions}"]
     if c.data.dataset == "synthetic":
         parts.append(f"mis{_fmt(c.data.synthetic.misalignment)}")
+    parts.append(f"r{c.train.seed}")
+    if c.train.regime == "head":
+        parts.append("head")
     return "-".join(parts) + f"-{digest}"
 
 
 def expand_plan(plan: Plan, *, runs_dir: str | os.PathLike = "results/runs", roots: dict[str, str | None] | None = None,
                 extra: dict | None = None, show_progress: bool = True, num_threads: int = 0,
-                response_maps: int = 1, smoke: bool = False) -> list[RunSpec]:
+                response_maps: int = 1, smoke: bool = False,
+                project_dir: str | os.PathLike | None = None) -> list[RunSpec]:
     """All runs of a plan, deduplicated: runs whose settings are the same (see
     :func:`~fgra_core.notebook_params.settings_hash`) are one run that belongs to several groups.
 
@@ -306,14 +332,56 @@ def expand_plan(plan: Plan, *, runs_dir: str | os.PathLike = "results/runs", roo
             scoped.setdefault(ds, {})[dotted] = extra.pop(key)
     by_hash: dict[str, RunSpec] = {}
     order: list[str] = []
+
+    def add(settings: dict, config, gname: str, ds: str, split: int, where: str) -> None:
+        try:
+            check_json_safe(settings, "settings")
+            cfg = build_config({"config": config, "overrides": settings})
+        except ConfigError as exc:
+            raise StudyError(f"{where}: {exc}") from None
+        digest = settings_hash(cfg)
+        if digest in by_hash:
+            spec = by_hash[digest]
+            if gname not in spec.groups:
+                spec.groups.append(gname)
+            return
+        run_id = run_id_for(cfg, digest)
+        params = {
+            "config": config,
+            "overrides": settings,
+            "run_dir": str(Path(runs_dir) / run_id),
+            "show_progress": bool(show_progress),
+            "num_threads": int(num_threads),
+            "response_maps": int(response_maps),
+            "smoke": bool(smoke),
+        }
+        check_json_safe(params, "parameters")
+        by_hash[digest] = RunSpec(run_id=run_id, params=params, dataset=ds, split_id=int(split),
+                                  settings=settings, groups=[gname], hash=digest)
+        order.append(digest)
+
+    trunk_weights = None
+    if plan.trunk:
+        tset = dict(plan.trunk.get("set") or {})
+        tconfig = plan.trunk.get("config") or plan.config
+        add(tset, tconfig, TRUNK_GROUP, str(tset.get("data.dataset", "synthetic")), int(tset.get("data.split_id", 0)),
+            f"plan {plan.name}, trunk")
+        trunk_path = Path(by_hash[order[-1]].params["run_dir"]) / "trunk.pt"
+        if project_dir is not None and trunk_path.is_absolute():
+            try:   # relative to the project (the notebooks' working folder): a moved project keeps its run ids
+                trunk_path = trunk_path.relative_to(Path(project_dir).resolve())
+            except ValueError:
+                pass
+        trunk_weights = str(trunk_path)
     for gname, group in plan.groups.items():
         keys = list(group["vary"])
         combos = list(itertools.product(*(group["vary"][k] for k in keys))) if keys else [()]
         for ds in group["datasets"]:
             dspec = plan.datasets[ds]
             splits = group["splits"] if group["splits"] is not None else dspec["splits"]
-            for split in splits:
-                for combo in combos:
+            seeds = group["seeds"] or plan.seeds or [None]
+            for split, combo, seed in itertools.product(splits, combos, seeds):
+                if True:
                     settings: dict = {}
                     settings.update(plan.base)
                     settings.update(dspec["set"])
@@ -325,34 +393,18 @@ def expand_plan(plan: Plan, *, runs_dir: str | os.PathLike = "results/runs", roo
                     settings.update(dict(zip(keys, combo)))
                     settings.update(extra)
                     settings.update(scoped.get(ds, {}))
+                    if seed is not None:
+                        settings["train.seed"] = seed
+                    if settings.get("model.weights") == TRUNK_WEIGHTS:
+                        if trunk_weights is None:
+                            raise StudyError(f"plan {plan.name}, group {gname}: model.weights 'trunk' needs the "
+                                             "plan's trunk: section (the run that trains it)")
+                        settings["model.weights"] = trunk_weights
                     config = dspec["config"] or plan.config
                     where = f"plan {plan.name}, group {gname}, dataset {ds}, split {split}" + (
-                        "".join(f", {k}={v!r}" for k, v in zip(keys, combo)))
-                    try:
-                        check_json_safe(settings, "settings")
-                        cfg = build_config({"config": config, "overrides": settings})
-                    except ConfigError as exc:
-                        raise StudyError(f"{where}: {exc}") from None
-                    digest = settings_hash(cfg)
-                    if digest in by_hash:
-                        spec = by_hash[digest]
-                        if gname not in spec.groups:
-                            spec.groups.append(gname)
-                        continue
-                    run_id = run_id_for(cfg, digest)
-                    params = {
-                        "config": config,
-                        "overrides": settings,
-                        "run_dir": str(Path(runs_dir) / run_id),
-                        "show_progress": bool(show_progress),
-                        "num_threads": int(num_threads),
-                        "response_maps": int(response_maps),
-                        "smoke": bool(smoke),
-                    }
-                    check_json_safe(params, "parameters")
-                    by_hash[digest] = RunSpec(run_id=run_id, params=params, dataset=ds, split_id=int(split),
-                                              settings=settings, groups=[gname], hash=digest)
-                    order.append(digest)
+                        "".join(f", {k}={v!r}" for k, v in zip(keys, combo))) + (
+                        f", seed {seed}" if seed is not None else "")
+                    add(settings, config, gname, ds, split, where)
     return [by_hash[d] for d in order]
 
 
@@ -435,6 +487,73 @@ def papermill_run(spec: RunSpec, *, notebooks_dir: Path, project_dir: Path) -> N
             stdout_file=log, stderr_file=log, extra_arguments=KERNEL_ARGS)
 
 
+BATCH_NOTEBOOK = "train_evaluate_batch"
+
+
+def papermill_batch(specs: list[RunSpec], *, notebooks_dir: Path, project_dir: Path, num_threads: int = 0,
+                    show_progress: bool = False) -> None:
+    """Execute ``train_evaluate_batch`` for several runs; the executed notebook goes to the first run's
+    folder, a log line to each run's ``run.log``."""
+    import papermill as pm
+
+    dirs = []
+    for spec in specs:
+        run_dir = Path(spec.params["run_dir"])
+        run_dir = run_dir if run_dir.is_absolute() else project_dir / run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / "run.log", "a", encoding="utf-8") as log:
+            log.write(f"--- {_now()} run {spec.run_id} (in a batch of {len(specs)} with {specs[0].run_id})\n")
+        dirs.append(run_dir)
+    runs = [{"config": s.params["config"], "overrides": s.params["overrides"], "run_dir": s.params["run_dir"]}
+            for s in specs]
+    with open(dirs[0] / "batch.log", "a", encoding="utf-8") as log:
+        pm.execute_notebook(
+            str(notebooks_dir / f"{BATCH_NOTEBOOK}.ipynb"), str(dirs[0] / f"{BATCH_NOTEBOOK}.ipynb"),
+            parameters={"runs": runs, "show_progress": bool(show_progress), "num_threads": int(num_threads)},
+            kernel_name="python3", cwd=str(project_dir), progress_bar=False, stdout_file=log, stderr_file=log,
+            extra_arguments=KERNEL_ARGS)
+
+
+def batch_key(spec: RunSpec) -> tuple | None:
+    """Runs with the same key share their trunk feature cache (dataset, data settings, trunk, input
+    size); ``None`` for runs that are not in the head regime (executed one per notebook)."""
+    s = spec.settings
+    cfg = build_config({"config": spec.params["config"], "overrides": s})
+    if cfg.train.regime != "head":
+        return None
+    return (cfg.data.dataset, str(cfg.data.root), cfg.data.split_id, json.dumps(dataclasses_asdict(cfg.data.synthetic), sort_keys=True),
+            cfg.model.backbone, cfg.model.weights, cfg.model.last_stride, cfg.data.height, cfg.data.width)
+
+
+def dataclasses_asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def units_of(pending: list[RunSpec], batch: int, jobs: int) -> list[list[RunSpec]]:
+    """The notebook executions of the pending runs: head-regime runs sharing a feature cache in groups
+    of at most ``batch`` (at least ``jobs`` groups when there are enough runs), every other run alone."""
+    if batch <= 1:
+        return [[s] for s in pending]
+    keyed: dict[tuple, list[RunSpec]] = {}
+    units: list[list[RunSpec]] = []
+    for spec in pending:
+        key = batch_key(spec)
+        if key is None:
+            units.append([spec])
+        else:
+            keyed.setdefault(key, []).append(spec)
+    total = sum(len(v) for v in keyed.values())
+    for specs in keyed.values():
+        # split so that the jobs stay busy: about total/jobs runs per unit, at most `batch`
+        size = max(1, min(batch, -(-total // max(1, jobs)), len(specs)))
+        n = -(-len(specs) // size)
+        size = -(-len(specs) // n)
+        units.extend(specs[i:i + size] for i in range(0, len(specs), size))
+    return units
+
+
 def papermill_aggregate(name: str, params: dict, *, notebooks_dir: Path, out_path: Path, project_dir: Path) -> None:
     import papermill as pm
 
@@ -478,7 +597,8 @@ class Study:
                  extra: dict | None = None, environ: dict | None = None, smoke: bool = False,
                  num_threads: int = 0, response_maps: int = 1, show_progress: bool = True,
                  jobs: int | None = None, run_fn: Callable[[RunSpec], Any] | None = None,
-                 aggregate_fn: Callable[[str, dict, Path], Any] | None = None):
+                 aggregate_fn: Callable[[str, dict, Path], Any] | None = None,
+                 batch_fn: Callable[[list[RunSpec]], Any] | None = None):
         self.plan = plan if isinstance(plan, Plan) else load_plan(plan)
         self.project_dir = Path(project_dir).resolve()
         p = self.project_dir
@@ -498,8 +618,13 @@ class Study:
         roots = dataset_roots(self.plan, data_roots, environ, p)
         self.runs = expand_plan(self.plan, runs_dir=self._abs(self.runs_dir), roots=roots, extra=extra,
                                 show_progress=show_progress, num_threads=num_threads,
-                                response_maps=response_maps, smoke=smoke)
+                                response_maps=response_maps, smoke=smoke, project_dir=p)
         self.smoke = smoke
+        self.num_threads = num_threads
+        # several head-regime runs in one notebook execution, unless runs are executed by a given run_fn
+        self.batch_fn = batch_fn or (None if run_fn else (lambda specs: papermill_batch(
+            specs, notebooks_dir=self.notebooks_dir, project_dir=self.project_dir, num_threads=self.num_threads,
+            show_progress=self.show_progress)))
         self.run_fn = run_fn or (lambda spec: papermill_run(spec, notebooks_dir=self.notebooks_dir,
                                                             project_dir=self.project_dir))
         self.aggregate_fn = aggregate_fn or (lambda name, params, out: papermill_aggregate(
@@ -558,8 +683,53 @@ class Study:
                                                "groups": spec.groups, "params": spec.params})
         return None
 
+    def _execute_unit(self, unit: list[RunSpec]) -> list[tuple[RunSpec, str | None]]:
+        """One notebook execution: a single run, or several head-regime runs together."""
+        if len(unit) == 1 or self.batch_fn is None:
+            return [(spec, self._execute_one(spec)) for spec in unit]
+        t0 = time.time()
+        exc: BaseException | None = None
+        try:
+            self.batch_fn(unit)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # the runs' own status files say which failed
+            exc = e
+        out = []
+        for spec in unit:
+            rd = self.run_dir(spec)
+            if is_finished(rd):
+                atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id, "finished_at": _now(),
+                                                       "seconds": round((time.time() - t0) / len(unit), 1),
+                                                       "groups": spec.groups, "params": spec.params})
+                out.append((spec, None))
+                continue
+            st = read_json(rd / "status.json") or {}
+            if st.get("status") == "failed" and st.get("error"):
+                out.append((spec, st["error"]))
+            else:
+                err = exc or RuntimeError(f"the run ended without a finished results.json in {rd}")
+                out.append((spec, record_failure(rd, spec, err, time.time() - t0)["error"]))
+        return out
+
+    def _execute_trunks(self, pending: list[RunSpec], done) -> list[RunSpec]:
+        """The plan's trunk run first (the other runs load its trunk), then its trunk file."""
+        from .engine.trunk_export import export_trunk
+
+        rest = []
+        for spec in pending:
+            if TRUNK_GROUP not in spec.groups:
+                rest.append(spec)
+                continue
+            error = self._execute_one(spec)
+            done(spec, error)
+        for spec in self.runs:
+            if TRUNK_GROUP in spec.groups and is_finished(self.run_dir(spec)):
+                export_trunk(self.run_dir(spec))
+        return rest
+
     def execute_runs(self, report: StudyReport) -> None:
-        """Every run that is not finished yet, ``jobs`` at a time, under one progress bar."""
+        """Every run that is not finished yet, ``jobs`` notebook executions at a time, under one progress bar."""
         from tqdm.auto import tqdm
 
         self.write_manifest(self.states())
@@ -580,21 +750,24 @@ class Study:
                 bar.write(f"run {spec.run_id} failed: {error} (details in {self.run_dir(spec) / 'status.json'})")
             bar.update(1)
 
+        pending = self._execute_trunks(pending, done)
+        units = units_of(pending, self.plan.batch, self.jobs)
         if self.jobs <= 1:
-            for spec in pending:
-                bar.set_postfix_str(spec.run_id, refresh=True)
-                done(spec, self._execute_one(spec))
+            for unit in units:
+                bar.set_postfix_str(unit[0].run_id, refresh=True)
+                for spec, error in self._execute_unit(unit):
+                    done(spec, error)
         else:
             from concurrent.futures import ThreadPoolExecutor, as_completed
 
-            # each run is its own kernel process; the threads only wait for them
+            # each unit is its own kernel process; the threads only wait for them
             with ThreadPoolExecutor(self.jobs) as pool:
-                futures = {pool.submit(self._execute_one, spec): spec for spec in pending}
+                futures = {pool.submit(self._execute_unit, unit): unit for unit in units}
                 try:
                     for fut in as_completed(futures):
-                        spec = futures[fut]
-                        bar.set_postfix_str(spec.run_id, refresh=True)
-                        done(spec, fut.result())
+                        bar.set_postfix_str(futures[fut][0].run_id, refresh=True)
+                        for spec, error in fut.result():
+                            done(spec, error)
                 except BaseException:
                     for fut in futures:
                         fut.cancel()

@@ -29,6 +29,8 @@ def variant_name(index: int) -> str:
     try:
         from .models.fgra import VARIANTS
 
+        if int(index) == 0:
+            return "0. trunk, untrained"
         return f"{index}. {VARIANTS[int(index)].name}"
     except Exception:  # the model package is not importable: the number alone
         return f"{index}."
@@ -46,10 +48,28 @@ def load_manifest(path: str | os.PathLike | None) -> dict | None:
     return json.loads(path.read_text())
 
 
+# readings of ambiguous passages (config key, default): a run's non-default ones name it in tables
+READINGS = (("model.tas_source", "sigmoid"), ("model.spatial_weights", "attention"), ("model.centers", "mean"),
+            ("model.template_conv", "shared"))
+
+
+def reading_of(cfg: dict) -> str:
+    """``"tas_source=bn"``: the run's non-default readings ("" for the default reading)."""
+    out = []
+    for key, default in READINGS:
+        section, name = key.split(".")
+        value = (cfg.get(section) or {}).get(name, default)
+        if value != default:
+            out.append(f"{name}={value}")
+    return ", ".join(out)
+
+
 def _row(result: dict, run_id: str) -> dict:
     cfg = result.get("config") or {}
     data = cfg.get("data") or {}
     metrics = result.get("metrics") or {}
+    conv = result.get("convergence") or {}
+    weights = result.get("weights") or {}
     row = {
         "run_id": run_id,
         "dataset": result.get("dataset", data.get("dataset")),
@@ -73,6 +93,13 @@ def _row(result: dict, run_id: str) -> dict:
         "eval_time_s": result.get("eval_time_s"),
         "device": result.get("device"),
         "run_dir": result.get("run_dir"),
+        "regime": result.get("regime") or (cfg.get("train") or {}).get("regime") or "finetune",
+        "reading": reading_of(cfg),
+        "steps": result.get("steps") or sum(int(h.get("steps", 0)) for h in result.get("history") or []),
+        "loss_change": conv.get("relative_change"),
+        "levelled_off": conv.get("levelled_off"),
+        "temporal_entropy": weights.get("temporal_entropy"),
+        "spatial_weight_range": weights.get("spatial_weight_range"),
     }
     for m in METRICS:
         value = metrics.get(m)
@@ -104,7 +131,8 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
         rows.append(row)
     cols = ["run_id", "dataset", "split_id", "variant", "backbone", "seq_len", "num_regions", "epochs", "seed",
             "misalignment", "height", "width", "weights", "data", "protocol", "ap_form", "num_queries", "num_valid",
-            "train_time_s", "eval_time_s", "device", "run_dir", *METRICS, "groups"]
+            "train_time_s", "eval_time_s", "device", "run_dir", "regime", "reading", "steps", "loss_change",
+            "levelled_off", "temporal_entropy", "spatial_weight_range", *METRICS, "groups"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -129,6 +157,14 @@ def _aggregate(df: pd.DataFrame, keys: list[str], metrics: Iterable[str] = METRI
     std = g[metrics].std(ddof=0).add_suffix("_std")
     out = out.join(std)
     out["splits"] = g["split_id"].nunique()
+    out["seeds"] = g["seed"].nunique() if "seed" in df.columns else 1
+    out["runs"] = g.size()
+    if "levelled_off" in df.columns:   # runs whose loss had not levelled off (engine/convergence.py)
+        out["not_levelled"] = g["levelled_off"].agg(lambda s: int(sum(v is False for v in s)))
+        out["max_loss_change"] = g["loss_change"].agg(lambda s: max((abs(v) for v in s if v is not None and not (isinstance(v, float) and math.isnan(v))), default=math.nan))
+    for col in ("temporal_entropy", "spatial_weight_range", "steps"):
+        if col in df.columns:
+            out[col] = g[col].agg(lambda s: float(pd.to_numeric(s, errors="coerce").mean()))
     out["queries"] = g["num_valid"].mean() if "num_valid" in df.columns else math.nan
     out["protocol"] = g["protocol"].agg(lambda s: "/".join(sorted({str(x) for x in s})))
     if "data" in df.columns:
@@ -143,7 +179,7 @@ def table2(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
     """Per dataset and variant: our rank-1 / rank-5 / mAP (mean over splits), the paper's, and
     ours minus the paper's."""
     rows = in_group(df, group)
-    out = _aggregate(rows, ["dataset", "variant"], ("rank1", "rank5", "mAP"))
+    out = _aggregate(rows, ["dataset", "data", "regime", "variant"], ("rank1", "rank5", "mAP"))
     out["method"] = out["variant"].map(lambda v: variant_name(int(v)))
     for m in ("rank1", "rank5", "mAP"):
         out[f"{m}_paper"] = math.nan
@@ -157,10 +193,19 @@ def table2(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
                         out.at[i, f"{m}_paper"] = p.loc[key, m]
     for m in ("rank1", "rank5", "mAP"):
         out[f"{m}_diff"] = out[m] - out[f"{m}_paper"]
-    cols = ["dataset", "variant", "method", "splits", "queries", "protocol", "data"]
+    cols = ["dataset", "data", "regime", "variant", "method", "splits", "seeds", "runs", "queries", "protocol"]
     for m in ("rank1", "rank5", "mAP"):
         cols += [m, f"{m}_std", f"{m}_paper", f"{m}_diff"]
+    cols += [c for c in ("steps", "not_levelled", "max_loss_change", "temporal_entropy", "spatial_weight_range")
+             if c in out.columns]
     return out[cols]
+
+
+def readings_table(df: pd.DataFrame, group: str = "readings") -> pd.DataFrame:
+    """Per dataset, regime, variant and reading: rank-1 / mAP (mean and std over seeds and splits),
+    the temporal-weight entropy and the spatial-weight spread each reading produced."""
+    rows = in_group(df, group)
+    return _aggregate(rows, ["dataset", "data", "regime", "variant", "reading"], ("rank1", "mAP"))
 
 
 def alignment_summary(t2: pd.DataFrame) -> pd.DataFrame:
@@ -253,7 +298,14 @@ def sweep_table(df: pd.DataFrame, group: str, x: str) -> pd.DataFrame:
     rows = in_group(df, group)
     if not df.empty and not df["groups"].map(bool).any():
         rows = rows[rows["variant"] == 8]
-    return _aggregate(rows, ["dataset", x], ("rank1", "mAP"))
+    return _aggregate(rows, ["dataset", "regime", x], ("rank1", "mAP"))
+
+
+def misalignment_variants(df: pd.DataFrame, group: str = "misalignment") -> tuple[int, int]:
+    """The two variants a study compared against the misalignment knob (lowest, highest row)."""
+    rows = in_group(df, group)
+    vs = sorted({int(v) for v in rows["variant"].dropna()}) if not rows.empty else []
+    return (vs[0], vs[-1]) if len(vs) >= 2 else (3, 8)
 
 
 def misalignment_table(df: pd.DataFrame, group: str = "misalignment", variants: tuple[int, int] = (3, 8)) -> pd.DataFrame:
@@ -286,11 +338,34 @@ def _num(value, digits: int = 1, signed: bool = False) -> str:
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
-def _with_std(mean, std, splits) -> str:
+def _with_std(mean, std, runs) -> str:
+    """``"41.2 ± 1.3"``: mean ± standard deviation over the runs (seeds x splits) when there are several."""
     text = _num(mean)
-    if text != DASH and splits and int(splits) > 1 and not math.isnan(float(std)):
+    if text != DASH and runs and int(runs) > 1 and not math.isnan(float(std)):
         text += f" ± {float(std):.1f}"
     return text
+
+
+def _levelled(r) -> str:
+    n = r.get("not_levelled")
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return DASH
+    return "yes" if int(n) == 0 else f"**no** ({int(n)} of {int(r['runs'])})"
+
+
+def _context(sub: pd.DataFrame) -> str:
+    ds = sub["dataset"].iloc[0]
+    data = sub["data"].iloc[0] if "data" in sub.columns else ""
+    regime = sub["regime"].iloc[0] if "regime" in sub.columns else ""
+    splits = int(sub["splits"].max())
+    seeds = int(sub["seeds"].max()) if "seeds" in sub.columns else 1
+    head = (f"**{DATASET_NAMES.get(ds, ds)}** ({f'data `{data}`, ' if data else ''}"
+            f"{f'{regime} regime, ' if regime else ''}protocol {sub['protocol'].iloc[0]}, "
+            f"{splits} split{'s' if splits > 1 else ''} x {seeds} seed{'s' if seeds > 1 else ''}")
+    q = pd.to_numeric(sub["queries"], errors="coerce").mean()
+    if q and not math.isnan(q):
+        head += f", {q:.0f} queries: one query is {100 / q:.1f} points of rank-1"
+    return head
 
 
 def _md(frame: pd.DataFrame) -> str:
@@ -301,23 +376,23 @@ def table2_markdown(t2: pd.DataFrame) -> str:
     if t2.empty:
         return "_No finished ablation runs._\n"
     parts = []
-    for ds, t in t2.groupby("dataset", sort=False):
+    for _, t in t2.groupby(["dataset", "data", "regime"], sort=False, dropna=False):
         has_paper = t["rank1_paper"].notna().any()
-        splits = int(t["splits"].max())
-        where = t["data"].iloc[0] if "data" in t.columns else ""
-        head = f"**{DATASET_NAMES.get(ds, ds)}** ({f'data `{where}`, ' if where else ''}protocol {t['protocol'].iloc[0]}, {splits} split{'s' if splits > 1 else ''}"
-        q = pd.to_numeric(t["queries"], errors="coerce").mean()
-        if q and not math.isnan(q):
-            head += f", {q:.0f} queries: one query is {100 / q:.1f} points of rank-1"
-        head += ")" if has_paper else "; the paper has no numbers for this set)"
+        head = _context(t) + (")" if has_paper else "; the paper has no numbers for this set)")
         rows = []
         for _, r in t.iterrows():
             row = {"variant": r["method"]}
             for m in ("rank1", "rank5", "mAP"):
-                row[LABELS[m]] = _with_std(r[m], r[f"{m}_std"], r["splits"])
+                row[LABELS[m]] = _with_std(r[m], r[f"{m}_std"], r.get("runs", r["splits"]))
                 if has_paper:
                     row[f"{LABELS[m]} paper"] = _num(r[f"{m}_paper"])
                     row[f"Δ {LABELS[m]}"] = _num(r[f"{m}_diff"], signed=True)
+            if "temporal_entropy" in t.columns:
+                row["temporal entropy"] = _num(r["temporal_entropy"], 3)
+            if "steps" in t.columns:
+                row["steps"] = _num(r["steps"], 0)
+            if "not_levelled" in t.columns:
+                row["levelled off"] = _levelled(r)
             rows.append(row)
         parts.append(head + "\n\n" + _md(pd.DataFrame(rows)) + "\n")
     return "\n".join(parts)
@@ -344,9 +419,12 @@ def sweep_markdown(t: pd.DataFrame, x: str, label: str) -> str:
         return "_No finished sweep runs._\n"
     rows = []
     for _, r in t.iterrows():
-        rows.append({"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]), label: int(r[x]),
-                     "rank-1": _with_std(r["rank1"], r["rank1_std"], r["splits"]),
-                     "mAP": _with_std(r["mAP"], r["mAP_std"], r["splits"]), "splits": int(r["splits"])})
+        rows.append({"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]),
+                     **({"regime": r["regime"]} if "regime" in t.columns else {}), label: int(r[x]),
+                     "rank-1": _with_std(r["rank1"], r["rank1_std"], r.get("runs", r["splits"])),
+                     "mAP": _with_std(r["mAP"], r["mAP_std"], r.get("runs", r["splits"])),
+                     "splits x seeds": f"{int(r['splits'])} x {int(r.get('seeds', 1))}",
+                     **({"levelled off": _levelled(r)} if "not_levelled" in t.columns else {})})
     return _md(pd.DataFrame(rows)) + "\n"
 
 
@@ -364,6 +442,23 @@ def misalignment_markdown(t: pd.DataFrame, variants: tuple[int, int] = (3, 8)) -
             f"Δ mAP ({b} - {a})": _num(r[f"mAP_v{b}_minus_v{a}"], signed=True),
         })
     return _md(pd.DataFrame(rows)) + "\n"
+
+
+def readings_markdown(t: pd.DataFrame) -> str:
+    if t.empty:
+        return "_No finished runs of alternative readings._\n"
+    parts = []
+    for _, sub in t.groupby(["dataset", "data", "regime"], sort=False, dropna=False):
+        rows = []
+        for _, r in sub.iterrows():
+            rows.append({"variant": variant_name(int(r["variant"])), "reading": r["reading"] or "default",
+                         "rank-1": _with_std(r["rank1"], r["rank1_std"], r["runs"]),
+                         "mAP": _with_std(r["mAP"], r["mAP_std"], r["runs"]),
+                         "temporal entropy": _num(r.get("temporal_entropy"), 3),
+                         "spatial weight range": _num(r.get("spatial_weight_range"), 3),
+                         "levelled off": _levelled(r)})
+        parts.append(_context(sub) + ")\n\n" + _md(pd.DataFrame(rows)) + "\n")
+    return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------- writing

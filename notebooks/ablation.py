@@ -79,12 +79,31 @@ for ds in t2["dataset"].unique():
     figures.save_figure(fig, figures_path / f"table2_{ds}")
 
 # %% [markdown]
+# ## Readings of ambiguous passages
+# Runs of the plan's `readings*` groups: the same row under another reading (the TAS score source,
+# uniform spatial weights instead of spatial attention, the consistency centres, one template conv
+# per region), with the temporal-weight entropy (1 = uniform over the N frames) and the spread of
+# the spatial weights (max - min over the regions, 0 = uniform) that each reading produced.
+
+# %%
+reading_groups = sorted({g for gs in df["groups"] for g in gs if g.startswith("readings")}) if not df.empty else []
+rt = tables.readings_table(df[df["groups"].map(lambda gs: any(g in reading_groups for g in gs))].assign(
+    groups=lambda d: d["groups"].map(lambda gs: ["readings"]))) if reading_groups else tables.readings_table(df.iloc[0:0])
+if not rt.empty:
+    md = tables.readings_markdown(rt)
+    tables.write_table(rt, results_path / "readings", md, title="Readings: rank-1, mAP and what the weights did")
+    display(Markdown(md))
+else:
+    print("no finished runs in a readings group")
+
+# %% [markdown]
 # ## Learning curves of the variants
 
 # %%
 ablation_runs = tables.in_group(df, "ablation")
 for ds, sub in ablation_runs.groupby("dataset"):
-    sub = sub[sub["split_id"] == sub["split_id"].min()].sort_values("variant")
+    sub = sub[(sub["split_id"] == sub["split_id"].min()) & (sub["seed"] == sub["seed"].min())]
+    sub = sub[sub["variant"] > 0].drop_duplicates("variant").sort_values("variant")
     histories = {}
     for _, row in sub.iterrows():
         record = json.loads((Path(runs_dir) / row["run_id"] / "results.json").read_text())

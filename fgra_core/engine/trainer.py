@@ -97,6 +97,11 @@ def run(config=None, *, overrides: dict | None = None, show_progress: bool = Tru
     """
     cfg = load_config(config, overrides)
     device = resolve_device(cfg.device)
+    if cfg.train.regime == "head":   # frozen trunk, cached maps: fgra_core/engine/head.py
+        from .head import run_head
+
+        done = _finished_result(Path(cfg.run_dir), cfg) if cfg.resume else None
+        return run_head(cfg, device, show_progress=show_progress, finished=done)
     dinfo = init_distributed(device.type)
     if dinfo.enabled and device.type == "cuda":
         device = torch.device("cuda", dinfo.local_rank)

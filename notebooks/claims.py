@@ -1,0 +1,63 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The paper's claims, measured
+#
+# Every claim of Table 2 and Fig. 4 (and one beyond the paper: the alignment gain grows with the
+# misalignment knob) as a paired comparison of the study's runs over the same seeds and queries:
+# the difference, its 95% bootstrap interval (two-way: seeds x queries, percentile), the
+# probability of improvement (the fraction of seeds on which the claim held), and a verdict —
+# **supported** (the interval excludes 0 on the paper's side), **contradicted** (it excludes 0 on
+# the other side) or **inconclusive**. Rank-1 decides; mAP is shown beside it. The definitions
+# are in `fgra_core/claims.py` and `fgra_core/stats.py`.
+#
+# Writes `claims.csv|md` to `results_dir` and the interval plot to `figures_dir`.
+
+# %%
+from pathlib import Path
+
+from IPython.display import Markdown, display
+
+from fgra_core import claims, figures, tables
+from fgra_core.notebook_params import expect_parameters
+
+_before = set(globals())
+
+# %% tags=["parameters"]
+manifest = None                        # results/<plan>/manifest.json (None: every finished run in runs_dir)
+runs_dir = "results/runs"
+results_dir = "results/adhoc"
+figures_dir = "figures/adhoc"
+paper_csv = "results/paper_reported.csv"
+smoke = False
+
+# %%
+expect_parameters(globals(), _before, ["manifest", "runs_dir", "results_dir", "figures_dir", "paper_csv", "smoke"])
+results_path, figures_path = Path(results_dir), Path(figures_dir)
+df = tables.collect_results(runs_dir, manifest)
+print(f"{len(df)} finished run(s) in {runs_dir}" + (f" from {manifest}" if manifest else ""))
+
+# %%
+ct = claims.claims_table(df, runs_dir, n_resamples=2000 if smoke else claims.N_RESAMPLES)
+md = claims.claims_markdown(ct)
+tables.write_table(ct, results_path / "claims", md, title="The paper's claims: paired differences, 95% intervals, verdicts")
+display(Markdown(md))
+
+# %%
+for (ds, regime), sub in ct.groupby(["dataset", "regime"], sort=False):
+    fig = figures.plot_claims(sub, title=f"Claims on {tables.DATASET_NAMES.get(ds, ds)} ({regime} regime): "
+                                         "rank-1 difference, 95% interval")
+    figures.save_figure(fig, figures_path / f"claims_{ds}_{regime}")
