@@ -167,7 +167,7 @@ def _aggregate(df: pd.DataFrame, keys: list[str], metrics: Iterable[str] = METRI
             out[col] = g[col].agg(lambda s: float(pd.to_numeric(s, errors="coerce").mean()))
     out["queries"] = g["num_valid"].mean() if "num_valid" in df.columns else math.nan
     out["protocol"] = g["protocol"].agg(lambda s: "/".join(sorted({str(x) for x in s})))
-    if "data" in df.columns:
+    if "data" in df.columns and "data" not in keys:
         out["data"] = g["data"].agg(lambda s: "/".join(sorted({str(x) for x in s if x})))
     return out.reset_index()
 
