@@ -86,7 +86,7 @@ def integer_array(arr: np.ndarray, where: str, layout: str = MARS_LAYOUT) -> np.
         bad = ~np.isfinite(arr) | (arr != np.round(arr)) if arr.size else np.zeros(0, bool)
         if bad.any():
             first = arr[bad].ravel()[0]
-            raise DatasetError(f"{where} holds a value that is not a whole number ({first!r}, {int(bad.sum())} in all); "
+            raise DatasetError(f"{where} holds a value that is not a whole number ({float(first)!r}, {int(bad.sum())} in all); "
                                f"expected integer indices (a MATLAB double array of whole numbers is accepted); {layout}")
         return arr.astype(np.int64)
     raise DatasetError(f"{where} holds {arr.dtype} values; expected a numeric array of integer indices; {layout}")
