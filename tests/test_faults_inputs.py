@@ -144,7 +144,7 @@ def test_error_lines_join_multi_line_messages():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["inf lr", "gpu", "seed", "duplicate key", "foreign checkpoint", "long run_dir"])
+@pytest.mark.parametrize("case", ["inf lr", "duplicate key", "foreign checkpoint"])
 def test_train_command_line_gives_one_error_line(tmp_path, case):
     cfg = tiny_run(tmp_path / "run")
     path = tmp_path / "run.yaml"
@@ -152,22 +152,14 @@ def test_train_command_line_gives_one_error_line(tmp_path, case):
     sets: list[str] = []
     if case == "inf lr":
         sets, expected = ["optim.lr=.inf"], f"error: {path}: optim.lr must be a finite number, got inf"
-    elif case == "gpu":
-        sets, expected = ["device=gpu"], (f"error: {path}: device: expected 'auto', 'cpu', 'cuda' or 'cuda:N' "
-                                          "(N a GPU index), got 'gpu'")
-    elif case == "seed":
-        sets, expected = ["train.seed=-1"], (f"error: {path}: train.seed must be in 0..4294967295 (the seeds NumPy "
-                                             "and torch accept), got -1")
     elif case == "duplicate key":
         path.write_text(path.read_text() + "device: cpu\n")
         expected = f"error: config file {path}: key 'device' appears twice in one mapping"
-    elif case == "foreign checkpoint":
+    else:
         ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
         ckpt.parent.mkdir(parents=True)
         torch.save({"state_dict": {}, "epoch": 3}, ckpt)
         expected = f"error: checkpoint {ckpt} was not written by fgra_core training (found a dict with keys"
-    else:
-        sets, expected = [f"run_dir={tmp_path / ('r' * 256)}"], f"error: {path}: run_dir: the name rrrr"
     args = ["--config", str(path), "--no-progress"] + [a for s in sets for a in ("--set", s)]
     line = one_error_line(cli("fgra_core.train", *args))
     assert line.startswith(expected), line
@@ -357,7 +349,8 @@ def test_study_command_line_gives_one_error_line(tmp_path, case):
         "named quick": f"error: plan {path}: the name 'quick' is the name of the packaged plan quick.yaml",
         "reversed splits": f"error: plan {path}: datasets.synthetic: splits range '2-0' is reversed",
         "duplicate key": f"error: plan {path}: key 'aggregates' appears twice in one mapping",
-        "device": "error: plan inputs, group ablation, dataset synthetic, split 0, model.variant=3: device: expected "
+        "device": "error: plan inputs, group ablation, dataset synthetic, split 0, model.variant=3: "
+                  f"{REPO / 'fgra_core' / 'configs' / 'quick_synthetic.yaml'}: device: expected "
                   "'auto', 'cpu', 'cuda' or 'cuda:N' (N a GPU index), got 'gpu'",
         "threads": "error: --threads must be an integer >= 0 (0: torch's default), got -1",
         "symlink loop": f"error: dataset prid2011 (checked before the first run): {tmp_path}/prid/prid_2011/multi_shot/"
