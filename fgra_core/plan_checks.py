@@ -88,7 +88,7 @@ def check_runs(runs: list, *, project_dir: Path, num_threads: Any, build_config,
 
     configs = [(spec, build_config(spec.params)) for spec in runs]
     for device in sorted({cfg.device for _, cfg in configs}):
-        resolve_device(device, where="device (every run of the plan)")
+        resolve_device(device)
     groups: dict[tuple, list[int]] = {}
     for spec, cfg in configs:
         d = cfg.data
