@@ -190,7 +190,8 @@ class FrameCache:
     """Decoded uint8 frames of path-based tracklets; a frame is decoded at most once.
 
     ``cache_dir=None`` keeps frames in a dict of this process (each DataLoader worker has its
-    own). With ``cache_dir`` every tracklet is one memmap file ``<sha1>.frames`` holding a
+    own). With ``cache_dir`` every tracklet is one memmap file ``<sha1>.frames`` (the sha1 of its frame paths
+    with each file's size and modification time, so a replaced image is decoded again) holding a
     header, one "decoded" flag byte per frame and the frames ``[T, H, W, 3]``; workers and later
     runs share it. Frames of a tracklet are stored at the size of its first frame (or at
     ``size=(H, W)`` when given, which also shrinks the cache).
