@@ -297,6 +297,8 @@ def parse_assignments(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
+        if key.strip() in out:
+            raise ConfigError(f"--set {key.strip()} is given twice; expected each setting once")
         try:
             out[key.strip()] = yaml_strict.safe_load(value)
         except yaml.YAMLError as exc:

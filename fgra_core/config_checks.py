@@ -28,6 +28,7 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 # the synthetic set draws each identity as one combination of 6 styles for each of 4 body parts
 SYNTHETIC_MAX_IDS = 6**4
 SYNTHETIC_MAX_FRAMES = 10_000
+MAX_FRAME_SIDE = 4096
 NAME_MAX = 255
 PATH_MAX = 4096
 # the longest name the package writes inside a run folder: checkpoints/.last.pt.<random>.tmp
@@ -53,6 +54,9 @@ def check_values(cfg) -> None:
         if not 0 <= seed <= SEED_MAX:
             raise ConfigError(f"{name} must be in 0..{SEED_MAX} (the seeds NumPy and torch accept), got {seed}")
     check_device_name(cfg.device)
+    if cfg.data.height > MAX_FRAME_SIDE or cfg.data.width > MAX_FRAME_SIDE:
+        raise ConfigError(f"data.height x data.width must be at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE} "
+                          f"(person crops are a few hundred pixels), got {cfg.data.height}x{cfg.data.width}")
     if cfg.data.dataset == "synthetic":
         check_synthetic(cfg.data.synthetic)
     paths = {"run_dir": cfg.run_dir, "data.root": cfg.data.root, "data.cache_dir": cfg.data.cache_dir,
@@ -80,7 +84,8 @@ def check_synthetic(s) -> None:
                                      f"{SYNTHETIC_MAX_IDS} distinct people (6 styles for each of 4 body parts)")
     need(s.max_frames <= SYNTHETIC_MAX_FRAMES, f"max_frames must be at most {SYNTHETIC_MAX_FRAMES}, got {s.max_frames}")
     need(s.height >= 16 and s.width >= 8, f"height x width must be at least 16x8, got {s.height}x{s.width}")
-    need(s.height <= 4096 and s.width <= 4096, f"height x width must be at most 4096x4096, got {s.height}x{s.width}")
+    need(s.height <= MAX_FRAME_SIDE and s.width <= MAX_FRAME_SIDE,
+         f"height x width must be at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}, got {s.height}x{s.width}")
     need(0.0 <= s.occlusion_p <= 1.0, f"occlusion_p is a probability, got {s.occlusion_p}")
     for knob in ("clutter", "camera_shift", "noise_std"):
         value = getattr(s, knob)

@@ -78,6 +78,8 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
     ({"data": {"synthetic": {"clutter": -0.5}}}, "data.synthetic.clutter must be >= 0, got -0.5"),
     ({"data": {"synthetic": {"height": 4}}}, "data.synthetic.height x width must be at least 16x8, got 4x32"),
     ({"data": {"synthetic": {"max_frames": 10**6}}}, "data.synthetic.max_frames must be at most 10000, got 1000000"),
+    ({"data": {"height": 100000}},
+     "data.height x data.width must be at most 4096x4096 (person crops are a few hundred pixels), got 100000x32"),
 ])
 def test_impossible_settings_are_one_clear_error_before_training(tmp_path, no_training, settings, message):
     assert run_fails(tmp_path, ConfigError, **settings) == message
@@ -136,6 +138,8 @@ def test_duplicate_keys_are_refused_in_run_configs_and_overrides(tmp_path, no_tr
                                f"{lines[1]}); expected each key once")
     with pytest.raises(ConfigError, match=r"--set 'optim=\{lr: 1, lr: 2\}': the value is not valid YAML \(key 'lr' appears twice"):
         parse_assignments(["optim={lr: 1, lr: 2}"])
+    with pytest.raises(ConfigError, match=r"^--set optim.lr is given twice; expected each setting once$"):
+        parse_assignments(["optim.lr=0.1", "optim.lr=0.2"])
 
 
 def test_error_lines_join_multi_line_messages():
