@@ -18,6 +18,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from . import yaml_strict
+from .config_checks import check_values
 from .errors import ConfigError
 
 DATASETS = ("synthetic", "mars", "ilidsvid", "prid2011")
@@ -240,9 +242,11 @@ def load_config(source: str | Path | dict | RunConfig | None = None, overrides: 
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist (expected a YAML file of run settings)")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml_strict.safe_load(path.read_text()) or {}
+        except yaml_strict.DuplicateKeyError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+            raise ConfigError(f"config file {path} is not valid YAML: {yaml_strict.one_line(exc)}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(data).__name__}")
     if overrides:
@@ -301,8 +305,10 @@ def parse_assignments(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
+        if key.strip() in out:
+            raise ConfigError(f"--set {key.strip()} is given twice; expected each setting once")
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key.strip()] = yaml_strict.safe_load(value)
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML ({' '.join(str(exc).split())})") from None
     return out
@@ -328,6 +334,7 @@ def feature_height(cfg: RunConfig) -> int:
 def validate(cfg: RunConfig) -> RunConfig:
     """Cross-field checks; raise ``ConfigError`` naming the settings involved."""
     d, m, t, e, o, lo = cfg.data, cfg.model, cfg.train, cfg.eval, cfg.optim, cfg.loss
+    check_values(cfg)  # finite numbers, seed range, device name, synthetic knobs, path lengths
 
     def need(cond: bool, msg: str) -> None:
         if not cond:

@@ -163,7 +163,7 @@ def load_model(run_dir: str | os.PathLike | None = None, device: str | torch.dev
     else:
         raise FGRAError(f"run folder {path} does not exist (expected a folder written by fgra_core training "
                         "holding config.yaml and checkpoints/last.pt)")
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt = load_checkpoint(ckpt_path, require=("model",))
     cfg = _run_config(folder, ckpt)
     state = ckpt["model"]
     head_only = ckpt.get("regime") == "head"   # a head-regime run: the trunk is its model.weights file

@@ -54,6 +54,7 @@ from .config import parse_assignments
 from .errors import ConfigError, FGRAError
 from .io import atomic_write_json
 from .notebook_params import build_config, check_json_safe, settings_hash
+from . import plan_checks, yaml_strict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PLANS_DIR = PACKAGE_DIR / "plans"
@@ -138,8 +139,12 @@ def _splits(value: Any, where: str) -> list[int]:
         return [value]
     if isinstance(value, str) and re.fullmatch(r"\d+\s*-\s*\d+", value):
         a, b = (int(x) for x in value.split("-"))
+        if b < a:
+            raise StudyError(f"{where}: splits range {value!r} is reversed; expected 'A-B' with A <= B")
         return list(range(a, b + 1))
     if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if len(set(value)) != len(value):
+            raise StudyError(f"{where}: splits {value!r} name a split more than once")
         return list(value)
     raise StudyError(f"{where}: splits must be an integer, a list of integers or a range 'A-B', got {value!r}")
 
@@ -172,9 +177,11 @@ def load_plan(plan: str | os.PathLike | dict) -> Plan:
     else:
         path = plan_path(plan)
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml_strict.safe_load(path.read_text()) or {}
+        except yaml_strict.DuplicateKeyError as exc:
+            raise StudyError(f"plan {path}: {exc}") from None
         except yaml.YAMLError as exc:
-            raise StudyError(f"plan {path} is not valid YAML: {exc}") from exc
+            raise StudyError(f"plan {path} is not valid YAML: {yaml_strict.one_line(exc)}") from None
         source = str(path)
     where = f"plan {source}"
     data = _mapping(data, where, _PLAN_KEYS)
@@ -287,6 +294,12 @@ def _layout(ds: str) -> str:
         return str(text)
     except Exception:  # the readers' layout notes are a nicety; never hide the real message
         return ""
+
+
+def _build_dataset(name: str, root, **options):
+    from .data.registry import build_dataset
+
+    return build_dataset(name, root, **options)
 
 
 def _fmt(value: Any) -> str:
@@ -615,10 +628,16 @@ class Study:
         if self.jobs > 1 and not num_threads:
             # runs side by side share the cores: one run per core beats threads inside one run
             num_threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        self.notebooks_dir = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
+        plan_checks.check_plan(self.plan, plans_dir=PLANS_DIR, notebooks_dir=self.notebooks_dir,
+                               default_aggregates=DEFAULT_AGGREGATES)
         roots = dataset_roots(self.plan, data_roots, environ, p)
         self.runs = expand_plan(self.plan, runs_dir=self._abs(self.runs_dir), roots=roots, extra=extra,
                                 show_progress=show_progress, num_threads=num_threads,
                                 response_maps=response_maps, smoke=smoke, project_dir=p)
+        # devices, threads and data layouts: once for the whole plan, before the first run
+        plan_checks.check_runs(self.runs, project_dir=p, num_threads=num_threads, build_config=build_config,
+                               build_dataset=_build_dataset)
         self.smoke = smoke
         self.num_threads = num_threads
         # several head-regime runs in one notebook execution, unless runs are executed by a given run_fn
@@ -881,14 +900,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aggregates-only", action="store_true", help="only the aggregate notebooks")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    from .cli_errors import RESUME_STUDY, run_cli
+
+    return run_cli(lambda: _main(args), interrupted=RESUME_STUDY)
+
+
+def _main(args) -> int:
+    from .cli_errors import print_error
+
     try:
         study = Study(args.plan, project_dir=args.project_dir, data_roots=_parse_roots(args.data_root),
                       extra=parse_assignments(args.overrides), num_threads=args.threads,
                       jobs=None if args.jobs is None else _jobs(args.jobs if args.jobs == "auto" else _int(args.jobs), "--jobs"),
                       show_progress=not args.no_progress)
     except FGRAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     if args.list:
         states = study.states()
         print(f"plan {study.plan.name} ({study.plan.source}): {len(study.runs)} runs")
@@ -907,8 +933,7 @@ def main(argv: list[str] | None = None) -> int:
     except FGRAError as exc:  # e.g. a full disk while writing the manifest: finished runs stay as they are
         report.seconds = time.time() - t0
         print(report.summary())
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc)
     report.seconds = time.time() - t0
     print(report.summary())
     return 0 if report.ok else 1

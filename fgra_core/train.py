@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from .config import parse_assignments
 from .engine.trainer import run
@@ -22,17 +21,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="override one setting, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
-    from .errors import FGRAError
+    from .cli_errors import RESUME_TRAIN, run_cli
 
-    try:
+    def body() -> int:
         result = run(args.config, overrides=parse_assignments(args.overrides), show_progress=not args.no_progress)
-    except FGRAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if result.get("metrics"):
-        print(json.dumps({"run_dir": result.get("run_dir"), "protocol": result.get("protocol"),
-                          **result["metrics"]}, indent=2))
-    return 0
+        if result.get("metrics"):
+            print(json.dumps({"run_dir": result.get("run_dir"), "protocol": result.get("protocol"),
+                              **result["metrics"]}, indent=2))
+        return 0
+
+    return run_cli(body, interrupted=RESUME_TRAIN)
 
 
 if __name__ == "__main__":

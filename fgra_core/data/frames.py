@@ -53,10 +53,51 @@ def is_numerically_ordered(paths: Sequence[str]) -> bool:
 
 
 def list_frames(folder: str | os.PathLike, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> list[str]:
-    """Image files of ``folder`` in numeric frame order."""
+    """Image files of ``folder`` in numeric frame order.
+
+    Hidden files (names starting with ``.``: editor and OS leftovers such as ``._0001.png``)
+    are not frames. An entry that cannot be followed (a symlink loop) or an image name whose
+    symlink points nowhere is a ``DatasetError`` naming it.
+    """
     folder = Path(folder)
-    names = [e.name for e in os.scandir(folder) if e.is_file() and e.name.lower().endswith(tuple(extensions))]
+    names = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        raise DatasetError(f"tracklet folder {folder} cannot be listed ({exc.strerror or exc}); "
+                           "expected a folder of image files") from None
+    for e in entries:
+        if e.name.startswith(".") or not e.name.lower().endswith(tuple(extensions)):
+            continue
+        try:
+            is_file = e.is_file()
+        except OSError as exc:
+            raise DatasetError(f"frame {folder / e.name} cannot be followed ({exc.strerror or exc}; a symlink "
+                               "loop?); expected an image file") from None
+        if not is_file:
+            if e.is_symlink():
+                raise DatasetError(f"frame {folder / e.name} is a symlink to {os.readlink(e.path)!r}, which is not "
+                                   "an image file")
+            continue
+        names.append(e.name)
     return sort_frames(str(folder / n) for n in names)
+
+
+def list_folders(parent: str | os.PathLike, prefix: str = "") -> list[str]:
+    """Names of the sub-folders of ``parent`` starting with ``prefix``, sorted; hidden ones skipped;
+    an entry that cannot be followed (a symlink loop) is a ``DatasetError`` naming it."""
+    parent = Path(parent)
+    out = []
+    for e in os.scandir(parent):
+        if e.name.startswith(".") or not e.name.startswith(prefix):
+            continue
+        try:
+            if e.is_dir():
+                out.append(e.name)
+        except OSError as exc:
+            raise DatasetError(f"{parent / e.name} cannot be followed ({exc.strerror or exc}; a symlink loop?); "
+                               "expected a folder of image files") from None
+    return sorted(out)
 
 
 def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -77,7 +118,7 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
             with Image.open(path) as img:
                 if img.width * img.height > MAX_FRAME_PIXELS:
                     raise ValueError(f"header claims {img.width} x {img.height} pixels")
-                img = img.convert("RGB")
+                img = to_rgb8(img, path)
                 if size is not None and (img.height, img.width) != tuple(size):
                     img = img.resize((int(size[1]), int(size[0])), Image.BILINEAR)
                 arr = np.asarray(img, dtype=np.uint8)
@@ -87,6 +128,33 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
     return arr
 
 
+# image modes PIL converts to RGB exactly (alpha is dropped, a palette looked up, CMYK/YCbCr converted)
+RGB_MODES = frozenset({"1", "L", "P", "RGB", "RGBA", "RGBX", "RGBa", "LA", "PA", "CMYK", "YCbCr"})
+# 16-bit grayscale (PIL opens a 16-bit grayscale PNG as I;16, or as I in older versions);
+# a 16-bit RGB PNG is opened as RGB already reduced to its 8 high bits
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+def to_rgb8(img, path: str):
+    """An RGB 8-bit PIL image of ``img``: 16-bit grayscale scaled to 0..255 (``round(v / 257)``,
+    the inverse of the usual 8 -> 16-bit expansion ``v * 257``); modes with no exact conversion
+    (32-bit float, LAB, HSV, ...) are a ``DatasetError`` naming the file. PIL's own
+    ``convert("RGB")`` clips 16-bit values at 255, which turns a 16-bit frame all white."""
+    from PIL import Image
+
+    if img.mode in RGB_MODES:
+        return img.convert("RGB")
+    if img.mode in SIXTEEN_BIT_MODES:
+        arr = np.asarray(img).astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise DatasetError(f"frame image {path} holds values {arr.min()}..{arr.max()} in image mode {img.mode!r}; "
+                               "expected 8- or 16-bit pixels (0..65535)")
+        gray = ((arr + 128) // 257).astype(np.uint8)
+        return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
+    raise DatasetError(f"frame image {path} has image mode {img.mode!r}, which has no exact RGB conversion; "
+                       "expected an 8- or 16-bit RGB or grayscale JPEG/PNG file")
+
+
 # --------------------------------------------------------------------------- cache
 
 _MAGIC = b"FGRAFRM1"
@@ -94,11 +162,19 @@ _HEADER = 64  # bytes: magic + (T, H, W) as int64 + padding
 
 
 def _tracklet_key(frames: Sequence[str], size: tuple[int, int] | None) -> str:
+    """The cache key of a tracklet: its frame paths with each file's size and modification time,
+    so that an image replaced at the same path is decoded again (a missing file keys as -1 and
+    is reported by the decoder)."""
     h = hashlib.sha1()
-    h.update(repr(size).encode())
+    h.update(b"v2" + repr(size).encode())
     for p in frames:
         h.update(os.fspath(p).encode("utf-8", "surrogateescape"))
-        h.update(b"\0")
+        try:
+            st = os.stat(p)
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = (-1, -1)
+        h.update(b"\0%d\0%d\0" % stamp)
     return h.hexdigest()
 
 
@@ -114,7 +190,8 @@ class FrameCache:
     """Decoded uint8 frames of path-based tracklets; a frame is decoded at most once.
 
     ``cache_dir=None`` keeps frames in a dict of this process (each DataLoader worker has its
-    own). With ``cache_dir`` every tracklet is one memmap file ``<sha1>.frames`` holding a
+    own). With ``cache_dir`` every tracklet is one memmap file ``<sha1>.frames`` (the sha1 of its frame paths
+    with each file's size and modification time, so a replaced image is decoded again) holding a
     header, one "decoded" flag byte per frame and the frames ``[T, H, W, 3]``; workers and later
     runs share it. Frames of a tracklet are stored at the size of its first frame (or at
     ``size=(H, W)`` when given, which also shrinks the cache).
@@ -140,6 +217,7 @@ class FrameCache:
         self._mem_bytes = 0
         self._mem: dict[str, _MemEntry] = {}
         self._maps: dict[str, np.memmap] = {}
+        self._keys: dict[tuple, str] = {}
         if self.cache_dir is not None:
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -150,6 +228,7 @@ class FrameCache:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_maps"] = {}
+        state["_keys"] = {}
         return state
 
     def __len__(self) -> int:
@@ -167,7 +246,9 @@ class FrameCache:
         idx = np.arange(len(frames)) if indices is None else np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= len(frames)):
             raise IndexError(f"frame indices {idx.tolist()} out of range for a tracklet of {len(frames)} frames")
-        key = _tracklet_key(frames, self.size)
+        key = self._keys.get(frames)
+        if key is None:  # one stat per frame per process, not per batch
+            key = self._keys[frames] = _tracklet_key(frames, self.size)
         if self.cache_dir is None:
             data, filled = self._mem_entry(key, frames)
         else:

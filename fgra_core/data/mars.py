@@ -73,7 +73,23 @@ def read_mat_array(path: str | os.PathLike, key: str, layout: str = MARS_LAYOUT)
     if key not in mat:
         keys = sorted(k for k in mat if not k.startswith("__"))
         raise DatasetError(f"{path} has no key {key!r} (found {keys}); {layout}")
-    return np.asarray(mat[key])
+    return integer_array(np.asarray(mat[key]), f"{path} (key {key})", layout)
+
+
+def integer_array(arr: np.ndarray, where: str, layout: str = MARS_LAYOUT) -> np.ndarray:
+    """An index array as integers. MATLAB saves ``double`` by default: a float array is accepted
+    when every value is a whole number (and becomes int64); a fraction, NaN/inf, text or a cell
+    array is a ``DatasetError`` naming the file."""
+    if arr.dtype.kind in "iu":
+        return arr
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr)) if arr.size else np.zeros(0, bool)
+        if bad.any():
+            first = arr[bad].ravel()[0]
+            raise DatasetError(f"{where} holds a value that is not a whole number ({float(first)!r}, {int(bad.sum())} in all); "
+                               f"expected integer indices (a MATLAB double array of whole numbers is accepted); {layout}")
+        return arr.astype(np.int64)
+    raise DatasetError(f"{where} holds {arr.dtype} values; expected a numeric array of integer indices; {layout}")
 
 
 def _mars_frame_index(name: str) -> int:

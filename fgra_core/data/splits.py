@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from fgra_core.data.identities import check_no_duplicate_ids, check_one_folder_per_identity
 from fgra_core.data.records import Tracklet, VideoDataset, relabel
 from fgra_core.errors import DatasetError
 from fgra_core.io import atomic_write_json
@@ -83,7 +84,8 @@ def read_json_splits(path: str | os.PathLike) -> list[dict]:
 
 
 def check_split(split: dict, known: Sequence[str], source: str, split_id: int) -> None:
-    """Every id of the split must be a known identity folder; train and test must be disjoint."""
+    """Every id of the split must be a known identity folder, listed once; train and test must be disjoint."""
+    check_no_duplicate_ids(split, source, split_id)
     known_set = set(known)
     unknown = [x for x in split["train"] + split["test"] if x not in known_set]
     if unknown:
@@ -137,13 +139,13 @@ def scan_cameras(cam_dirs: Mapping[int, Path], prefix: str, layout: str) -> dict
 
     Frames are listed in numeric frame order. A folder without images is an error.
     """
-    from fgra_core.data.frames import list_frames
+    from fgra_core.data.frames import list_folders, list_frames
 
     out: dict[str, dict[int, Tracklet]] = {}
     for camid, cam_dir in sorted(cam_dirs.items()):
         if not cam_dir.is_dir():
             raise DatasetError(f"camera folder {cam_dir} is missing; {layout}")
-        folders = sorted(e.name for e in os.scandir(cam_dir) if e.is_dir() and e.name.startswith(prefix))
+        folders = list_folders(cam_dir, prefix)
         if not folders:
             raise DatasetError(f"camera folder {cam_dir} holds no {prefix}* folders; {layout}")
         for folder in folders:
@@ -153,4 +155,5 @@ def scan_cameras(cam_dirs: Mapping[int, Path], prefix: str, layout: str) -> dict
             out.setdefault(folder, {})[camid] = Tracklet(
                 frames=tuple(frames), pid=person_number(folder), camid=camid, name=f"{cam_dir.name}/{folder}"
             )
+    check_one_folder_per_identity([(cam_dirs[c].name, p) for p, cams in out.items() for c in sorted(cams)], person_number)
     return out

@@ -48,14 +48,38 @@ def save_checkpoint(ckpt_dir: str | Path, *, epoch: int, model, optimizer, sched
     return atomic_torch_save(state, Path(ckpt_dir) / LAST)
 
 
-def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", require: tuple[str, ...] | None = None) -> dict:
+    """Read a checkpoint; refuse one without the keys ``require`` (default: all that training writes)."""
     path = Path(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - re-raised with the file named
         raise FGRAError(f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}); "
                         "expected a file written by fgra_core training -- delete it, or set resume: false, "
                         "to start this run over") from exc
+    check_checkpoint(state, path, REQUIRED_KEYS if require is None else require)
+    return state
+
+
+# what save_checkpoint writes ("scaler" and "extra" may be empty)
+REQUIRED_KEYS = ("epoch", "model", "optimizer", "scheduler", "history", "config", "rng")
+
+
+def check_checkpoint(state: Any, path: str | Path, require: tuple[str, ...] = REQUIRED_KEYS) -> None:
+    """Refuse a file that torch can read but that fgra_core training did not write (a bare
+    state dict, another project's checkpoint): one ``FGRAError`` naming the file."""
+    if isinstance(state, dict):
+        missing = [k for k in require if k not in state]
+        types = {"model": dict, "epoch": int, "config": dict, "history": list}
+        if not missing and all(isinstance(state[k], t) for k, t in types.items() if k in require):
+            return
+        keys = [str(k) for k in list(state)[:4]]
+        found = f"a dict with keys {keys}{' ...' if len(state) > 4 else ''}" + (
+            f", without {', '.join(missing)}" if missing else ", of the wrong types")
+    else:
+        found = f"a {type(state).__name__}"
+    raise FGRAError(f"checkpoint {path} was not written by fgra_core training (found {found}; expected a dict "
+                    f"with {', '.join(require)}) -- delete it, or set resume: false, to start this run over")
 
 
 def find_last(ckpt_dir: str | Path) -> Path | None:

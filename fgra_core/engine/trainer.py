@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import devices
 from ..config import RunConfig, dump_config, flatten, load_config, to_dict
 from ..errors import ConfigError, StorageError
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, remove_stale_temps
@@ -26,12 +27,7 @@ RESULTS_FILE = "results.json"
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} was asked for but CUDA is not available on this machine")
-    return dev
+    return devices.resolve_device(name)  # the name's form, CUDA and the GPU index checked
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

@@ -260,9 +260,11 @@ class _Grid:
         self.clip = clip
         span = float(hi) - float(lo)
         scale = (max(n_cells - 1, 1) / span) if span > 0 else 0.0
-        if not np.isfinite(scale):
-            scale = 0.0
-        self.scale = self.dtype.type(scale)
+        with np.errstate(over="ignore"):
+            cast = self.dtype.type(scale)  # float32 distances spanning ~1e-39 overflow here, not before
+        if not (np.isfinite(scale) and np.isfinite(cast)):
+            scale, cast = 0.0, self.dtype.type(0.0)  # one cell: every entry is compared exactly
+        self.scale = cast
         self.shift = None
         if max(abs(float(lo)), abs(float(hi))) * scale > 2.0**40:
             self.shift = self.lo
