@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .tables import belongs
 from .stats import (CONFIDENCE, INCONCLUSIVE, N_RESAMPLES, StatsError, Term, combine, interval, verdict)
 
 EQUIVALENCE_T2 = 2.0    # "competitive": within 2 points of rank-1 (or mAP)
@@ -117,7 +118,7 @@ def paper_claims(df: pd.DataFrame) -> list[Claim]:
 def _values(df: pd.DataFrame, group: str, column: str) -> list:
     if df.empty or column not in df.columns:
         return []
-    rows = df[df["groups"].map(lambda g: group in g)]
+    rows = df[df["groups"].map(lambda g: belongs(g, group))]
     return sorted({v for v in rows[column].dropna().tolist()})
 
 
@@ -139,7 +140,7 @@ def _scores(run_dir: Path) -> dict[str, np.ndarray]:
 def _select(df: pd.DataFrame, selector: dict) -> pd.DataFrame:
     sel = dict(selector)
     group = sel.pop("group")
-    rows = df[df["groups"].map(lambda g: group in g)]
+    rows = df[df["groups"].map(lambda g: belongs(g, group))]
     for col, value in sel.items():
         if isinstance(value, float):
             rows = rows[np.isclose(rows[col].astype(float), value)]

@@ -43,7 +43,7 @@ def check_plan(plan, *, plans_dir: Path, notebooks_dir: Path, default_aggregates
         raise ConfigError(f"{where}: unknown dataset(s) {', '.join(map(repr, unknown))} under datasets; "
                           f"expected names among {', '.join(DATASETS)}")
     for gname in plan.groups:
-        if gname in KNOWN_GROUPS or gname.startswith("readings_"):   # readings_*: one table of readings
+        if gname in KNOWN_GROUPS or any(gname.startswith(k + "_") for k in KNOWN_GROUPS):  # NAME_x feeds NAME
             continue
         close = difflib.get_close_matches(gname, KNOWN_GROUPS, n=1, cutoff=0.75)
         if close:

@@ -136,11 +136,17 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
     return pd.DataFrame(rows, columns=cols)
 
 
+def belongs(groups, group: str) -> bool:
+    """Whether a run of the plan groups ``groups`` belongs to ``group``: a group named ``NAME_anything``
+    (e.g. ``ablation_finetune``) feeds the tables of ``NAME`` too."""
+    return any(g == group or g.startswith(group + "_") for g in groups)
+
+
 def in_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
-    """Rows of ``group``; when no row carries group labels (no manifest), every row."""
+    """Rows of ``group`` (see :func:`belongs`); when no row carries group labels (no manifest), every row."""
     if df.empty or not df["groups"].map(bool).any():
         return df
-    return df[df["groups"].map(lambda g: group in g)]
+    return df[df["groups"].map(lambda g: belongs(g, group))]
 
 
 def load_paper(csv: str | os.PathLike) -> pd.DataFrame:
@@ -347,6 +353,8 @@ def _with_std(mean, std, runs) -> str:
 
 
 def _levelled(r) -> str:
+    if r.get("steps") == 0:
+        return "(no training)"
     n = r.get("not_levelled")
     if n is None or (isinstance(n, float) and math.isnan(n)):
         return DASH

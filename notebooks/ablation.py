@@ -86,9 +86,7 @@ for ds in t2["dataset"].unique():
 # the spatial weights (max - min over the regions, 0 = uniform) that each reading produced.
 
 # %%
-reading_groups = sorted({g for gs in df["groups"] for g in gs if g.startswith("readings")}) if not df.empty else []
-rt = tables.readings_table(df[df["groups"].map(lambda gs: any(g in reading_groups for g in gs))].assign(
-    groups=lambda d: d["groups"].map(lambda gs: ["readings"]))) if reading_groups else tables.readings_table(df.iloc[0:0])
+rt = tables.readings_table(df)   # the groups readings and readings_*
 if not rt.empty:
     md = tables.readings_markdown(rt)
     tables.write_table(rt, results_path / "readings", md, title="Readings: rank-1, mAP and what the weights did")
