@@ -152,10 +152,12 @@ def _splits(value: Any, where: str) -> list[int]:
 def _seeds(value: Any, where: str) -> list[int] | None:
     if value is None:
         return None
-    seeds = _splits(value, where.replace("splits", "seeds"))
-    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
-        raise StudyError(f"{where}: seeds must be distinct non-negative integers, got {value!r}")
-    return seeds
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    ok = isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if not ok or len(set(value)) != len(value) or any(s < 0 for s in value):
+        raise StudyError(f"{where}: seeds must be a list of distinct non-negative integers, got {value!r}")
+    return list(value)
 
 
 def _mapping(value: Any, where: str, keys: set[str] | None = None) -> dict:
@@ -558,13 +560,14 @@ def units_of(pending: list[RunSpec], batch: int, jobs: int) -> list[list[RunSpec
         else:
             keyed.setdefault(key, []).append(spec)
     total = sum(len(v) for v in keyed.values())
+    batched: list[list[RunSpec]] = []
     for specs in keyed.values():
         # split so that the jobs stay busy: about total/jobs runs per unit, at most `batch`
         size = max(1, min(batch, -(-total // max(1, jobs)), len(specs)))
         n = -(-len(specs) // size)
         size = -(-len(specs) // n)
-        units.extend(specs[i:i + size] for i in range(0, len(specs), size))
-    return units
+        batched.extend(specs[i:i + size] for i in range(0, len(specs), size))
+    return batched + units   # the cheap batches first: their results come in minutes
 
 
 def papermill_aggregate(name: str, params: dict, *, notebooks_dir: Path, out_path: Path, project_dir: Path) -> None:

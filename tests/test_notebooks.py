@@ -90,15 +90,25 @@ def test_smoke_study_runs_every_notebook_and_writes_results(smoke_study):
     study, report = smoke_study
     assert report.ok, report.summary()
     assert len(report.finished) == len(study.runs) >= 5
+    batches = 0
     for spec in study.runs:
         run_dir = study.run_dir(spec)
         result = json.loads((run_dir / "results.json").read_text())
         assert result["status"] == "finished" and result["dataset"] == "synthetic"
         assert 0 <= result["metrics"]["rank1"] <= 100 and 0 <= result["metrics"]["mAP"] <= 100
-        executed = nbformat.read(run_dir / "train_evaluate.ipynb", as_version=4)
-        assert executed.metadata["papermill"]["parameters"]["run_dir"] == str(run_dir)
-        assert (run_dir / "learning_curves.png").is_file()
+        assert len(result["per_query"]["first_rank"]) == result["metrics"]["num_queries"]
+        if result["regime"] == "head":   # executed in batches: the batch notebook sits in its first run's folder
+            assert result["loss_curve"] or result["variant"] == 0
+            batches += (run_dir / "train_evaluate_batch.ipynb").is_file()
+        else:
+            executed = nbformat.read(run_dir / "train_evaluate.ipynb", as_version=4)
+            assert executed.metadata["papermill"]["parameters"]["run_dir"] == str(run_dir)
+            assert (run_dir / "learning_curves.png").is_file()
         assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    heads = [s for s in study.runs if "trunk" not in s.groups and "finetune" not in s.groups]
+    assert 1 <= batches < len(heads) / 2   # several runs per notebook execution
+    trunk = [s for s in study.runs if "trunk" in s.groups]
+    assert len(trunk) == 1 and (study.run_dir(trunk[0]) / "trunk.pt").is_file()
     full = [s for s in study.runs if json.loads((study.run_dir(s) / "results.json").read_text())["variant"] >= 4]
     assert any((study.run_dir(s) / "response_maps_0.png").is_file() for s in full)
 
@@ -110,11 +120,17 @@ def test_smoke_study_writes_tables_and_figures(smoke_study):
     study, report = smoke_study
     res, fig = study.results_dir, study.figures_dir
     for stem in ("table2_ablation", "table1_paper_vs_ours", "sweep_seq_len", "sweep_num_regions", "misalignment",
-                 "alignment_summary"):
+                 "alignment_summary", "claims", "readings"):
         assert (res / f"{stem}.csv").is_file() and (res / f"{stem}.md").is_file(), stem
     t2 = pd.read_csv(res / "table2_ablation.csv")
     assert sorted(t2["variant"]) == sorted({s.settings["model.variant"] for s in study.runs if "ablation" in s.groups})
     assert "| 8. GB+RAM+TAS+CR+SA" in (res / "table2_ablation.md").read_text()
+    assert "| 0. trunk, untrained" in (res / "table2_ablation.md").read_text()
+    claims = pd.read_csv(res / "claims.csv")
+    assert {"T2.c", "X.a"} <= set(claims["id"]) and set(claims["rank1_verdict"]) <= {
+        "supported", "contradicted", "inconclusive"}
+    assert (claims["rank1_low"] <= claims["rank1_diff"]).all() and (claims["rank1_diff"] <= claims["rank1_high"]).all()
+    assert "tas_source=bn" in (res / "readings.md").read_text()
     assert pd.read_csv(res / "misalignment.csv")["misalignment"].tolist() == [0.0, 1.0]
     assert "ours" in (res / "table1_paper_vs_ours.md").read_text()
     for stem in ("table2_synthetic", "learning_curves_synthetic", "sweep_seq_len", "sweep_num_regions", "misalignment"):
@@ -123,7 +139,8 @@ def test_smoke_study_writes_tables_and_figures(smoke_study):
     if (NOTEBOOKS / "response_maps.ipynb").is_file():
         assert report.aggregates["response_maps"].startswith("done"), report.aggregates
         assert list(fig.glob("*.png")) and any("resp" in p.name or "fig5" in p.name for p in fig.glob("*.png"))
-    for name in ("ablation", "sweeps", "paper_vs_ours"):
+    assert (fig / "claims_synthetic_head.png").stat().st_size > 1000
+    for name in ("ablation", "sweeps", "paper_vs_ours", "claims"):
         assert report.aggregates[name].startswith("done"), report.aggregates
 
 

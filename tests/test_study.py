@@ -139,11 +139,18 @@ def test_the_same_settings_written_differently_are_one_run():
 def test_shipped_plans_expand(tmp_path):
     quick = st.expand_plan(st.load_plan("quick"))
     groups = {g for r in quick for g in r.groups}
-    assert groups == {"ablation", "seq_len", "num_regions", "misalignment"}
-    assert sorted({r.settings["model.variant"] for r in quick if "ablation" in r.groups}) == list(range(1, 9))
-    assert len(quick) == 16
+    assert groups == {"trunk", "ablation", "readings", "readings_sa", "seq_len", "num_regions", "misalignment"}
+    assert sorted({r.settings["model.variant"] for r in quick if "ablation" in r.groups}) == list(range(0, 9))
+    # the trunk, then 20 settings x 5 seeds: every claim's runs share their seeds
+    assert len(quick) == 1 + 20 * 5 and quick[0].groups == ["trunk"]
+    heads = quick[1:]
+    assert all(r.settings["train.regime"] == "head" for r in heads)
+    assert {r.settings["model.weights"] for r in heads} == {str(Path(quick[0].params["run_dir"]) / "trunk.pt")}
+    assert {r.settings["train.seed"] for r in heads} == {0, 1, 2, 3, 4}
+    cfg = build_config(heads[0].params)
+    assert cfg.data.synthetic.num_test_ids >= 200          # one query is at most 0.5 points of rank-1
     smoke = st.expand_plan(st.load_plan("smoke"))
-    assert 4 <= len(smoke) <= 8
+    assert 10 <= len(smoke) <= 30
     roots = {"mars": str(tmp_path), "ilidsvid": str(tmp_path), "prid2011": str(tmp_path)}
     paper_plan = st.load_plan("paper")
     paper = st.expand_plan(paper_plan, roots=roots)
