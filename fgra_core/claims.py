@@ -255,3 +255,50 @@ def claims_markdown(t: pd.DataFrame) -> str:
                          "Δ mAP [95% CI]": _ci(r, "mAP"), "verdict (mAP)": r["mAP_verdict"]})
         parts.append(head + "\n\n" + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) + "\n")
     return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- several studies
+
+
+def overview(tables_by_study: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per claim, one column per (study, dataset, regime): ``Δ rank-1 [95% CI] verdict``."""
+    cols: dict[str, dict[str, str]] = {}
+    texts: dict[str, str] = {}
+    for study, t in tables_by_study.items():
+        for _, r in t.iterrows():
+            label = f"{study}: {r['dataset']}{f' {r.data}' if isinstance(r.get('data'), str) and r.get('data') else ''}, {r['regime']}"
+            cols.setdefault(label, {})[r["id"]] = f"{_ci(r, 'rank1')} **{r['rank1_verdict']}**"
+            texts[r["id"]] = r["claim"]
+    ids = sorted(texts, key=lambda i: (i.split(".")[0] != "T2", i.split(".")[0] != "F4", i))
+    rows = [{"claim": f"{i} {texts[i]}", **{c: v.get(i, "—") for c, v in cols.items()}} for i in ids]
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fgra_core.claims results/quick results/mars-mini [--out results/claims_overview.md]``"""
+    import argparse
+
+    from .io import atomic_write_text
+
+    parser = argparse.ArgumentParser(prog="python -m fgra_core.claims",
+                                     description="one table of the claims of several studies (their claims.csv)")
+    parser.add_argument("results", nargs="+", help="results folders of studies (each holding claims.csv)")
+    parser.add_argument("--out", default=None, help="write the Markdown table here (default: print it)")
+    args = parser.parse_args(argv)
+    found = {}
+    for folder in args.results:
+        path = Path(folder) / "claims.csv"
+        if not path.is_file():
+            print(f"error: {path} does not exist (run the study's claims aggregate first)")
+            return 2
+        found[Path(folder).name] = pd.read_csv(path, keep_default_na=False)
+    md = overview(found).to_markdown(index=False, disable_numparse=True) + "\n"
+    if args.out:
+        atomic_write_text(args.out, md)
+    else:
+        print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

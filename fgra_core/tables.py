@@ -64,11 +64,22 @@ def reading_of(cfg: dict) -> str:
     return ", ".join(out)
 
 
+def _convergence(result: dict) -> dict:
+    """The run's convergence measure, recomputed from its loss record with the current definition
+    (``fgra_core/engine/convergence.py``): per step in the head regime, per epoch otherwise."""
+    from .engine.convergence import convergence
+
+    curve = result.get("loss_curve")
+    if not curve:
+        curve = [h.get("total") for h in result.get("history") or [] if h.get("total") is not None]
+    return convergence(curve) if curve else (result.get("convergence") or {})
+
+
 def _row(result: dict, run_id: str) -> dict:
     cfg = result.get("config") or {}
     data = cfg.get("data") or {}
     metrics = result.get("metrics") or {}
-    conv = result.get("convergence") or {}
+    conv = _convergence(result)
     weights = result.get("weights") or {}
     row = {
         "run_id": run_id,

@@ -18,3 +18,14 @@ def test_flat_tail_has_levelled_off_and_a_falling_one_has_not():
 def test_too_short_or_non_finite():
     assert convergence([1.0])["levelled_off"] is None
     assert convergence([1.0, float("nan")])["levelled_off"] is False
+
+
+def test_a_loss_near_zero_is_measured_against_its_starting_level():
+    # from 4.0 down to a noisy 0.01-0.03: relative to itself the tail swings by 100%, relative to
+    # 20% of the starting level (0.8) it is flat
+    tail = [0.01, 0.03] * 50
+    c = convergence([4.0] * 100 + tail)
+    assert c["levelled_off"] and abs(c["relative_change"]) < 0.05
+    # a tail still falling by 0.3 across the window against a scale of 0.8: 0.375 > 0.05
+    c = convergence([4.0] * 100 + list(np.linspace(1.0, 0.7, 100)))
+    assert not c["levelled_off"]

@@ -2,7 +2,10 @@
 
 ``convergence(losses)`` fits a least-squares line through the last ``fraction`` (10%) of the loss
 values (at least 2) and reports the change that line predicts across that window, relative to the
-window's mean loss. A run has *levelled off* when the magnitude is at most ``tolerance`` (5%).
+window's mean loss -- or to ``floor`` (20%) of the first window's mean loss when that is larger,
+because a loss near 0 (a memorised training set) makes any change "large" relative to itself. A
+run has *levelled off* when the magnitude is at most ``tolerance`` (5%): its loss changes by at
+most 5% of its current level, or by at most 1% (5% of 20%) of its starting level.
 The values are per step in the head regime and per epoch in the fine-tune regime (what each
 records); a noisy but flat curve has a slope near 0, a still-falling one a clearly negative slope.
 """
@@ -15,14 +18,17 @@ import numpy as np
 
 FRACTION = 0.10
 TOLERANCE = 0.05
+FLOOR = 0.20
 
 
-def convergence(losses: Sequence[float], fraction: float = FRACTION, tolerance: float = TOLERANCE) -> dict:
+def convergence(losses: Sequence[float], fraction: float = FRACTION, tolerance: float = TOLERANCE,
+                floor: float = FLOOR) -> dict:
     """``{"relative_change", "window", "levelled_off", "tolerance"}`` of a loss curve.
 
-    ``relative_change`` is ``slope * (window - 1) / mean`` over the last ``ceil(fraction * len)``
-    values (at least 2); ``None`` (and ``levelled_off`` ``None``) when there are fewer than 2 finite
-    values or the window's mean is 0.
+    ``relative_change`` is ``slope * (window - 1) / max(|mean|, floor * |first mean|)`` over the last
+    ``ceil(fraction * len)`` values (at least 2; ``first mean``: the same number of values at the
+    start); ``None`` (and ``levelled_off`` ``None``) when there are fewer than 2 finite values or
+    the scale is 0.
     """
     vals = np.asarray([v for v in losses if v is not None], dtype=np.float64)
     n = len(vals)
@@ -35,12 +41,13 @@ def convergence(losses: Sequence[float], fraction: float = FRACTION, tolerance: 
         out["window"] = w
         out["levelled_off"] = False
         return out
-    mean = float(y.mean())
-    if mean == 0:
+    first = vals[:w]
+    scale = max(abs(float(y.mean())), floor * abs(float(first[np.isfinite(first)].mean())) if np.isfinite(first).any() else 0.0)
+    if scale == 0:
         out["window"] = w
         return out
     x = np.arange(w, dtype=np.float64)
     slope = float(np.polyfit(x, y, 1)[0])
-    rel = slope * (w - 1) / abs(mean)
+    rel = slope * (w - 1) / scale
     out.update(relative_change=rel, window=w, levelled_off=bool(abs(rel) <= tolerance))
     return out
