@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config import parse_assignments
@@ -27,12 +28,31 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args.config, overrides=parse_assignments(args.overrides), show_progress=not args.no_progress)
     except FGRAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if not getattr(exc, "reported", False):  # a distributed run's rank 0 already said it, once
+            print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if _peer_failed(exc):  # another rank stopped (and said why): no traceback of this one
+            print(f"rank {os.environ.get('RANK')} stopped: another rank of this run failed", file=sys.stderr)
+            return 1
+        raise
     if result.get("metrics"):
         print(json.dumps({"run_dir": result.get("run_dir"), "protocol": result.get("protocol"),
                           **result["metrics"]}, indent=2))
     return 0
+
+
+def _peer_failed(exc: BaseException) -> bool:
+    """A collective of a distributed run broken by another rank's exit."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch.distributed as dist
+
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("connection closed by peer", "connection reset by peer", "gloo", "nccl"))
 
 
 if __name__ == "__main__":

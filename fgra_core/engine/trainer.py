@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import RunConfig, dump_config, load_config, to_dict
-from ..errors import ConfigError, RunLockedError, StorageError, TrainingDivergedError
+from ..errors import ConfigError, FGRAError, RunLockedError, StorageError, TrainingDivergedError
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, json_line, remove_stale_temps
 from ..locks import hold_run
 from . import checkpoint as ckpt_lib
@@ -128,6 +129,15 @@ def run(config=None, *, overrides: dict | None = None, show_progress: bool = Tru
         device = torch.device("cuda", dinfo.local_rank)
     try:
         return _run(cfg, device, dinfo, show_progress, stop_after_epochs, on_epoch_end)
+    except FGRAError as exc:
+        if dinfo.enabled and getattr(exc, "all_ranks", False):
+            # every rank met it: rank 0 says why, once, before any rank exits (a launcher such as
+            # torchrun stops the other ranks as soon as one exits)
+            if dinfo.is_main:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+            exc.reported = True
+            barrier(dinfo)
+        raise
     finally:
         cleanup(dinfo)
 
@@ -197,6 +207,8 @@ def _train(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_ep
             criterion.load_state_dict(state["extra"]["criterion"])
         ckpt_lib.set_rng_state(state["rng"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
+    loader = build_train_loader_for(cfg, data, dinfo)
+    _check_batches(loader, start_epoch, cfg, data, dinfo)
     if dinfo.is_main:
         # written once the request is known to fit the folder's checkpoint (a refusal writes nothing);
         # the metrics log always agrees with the checkpoint it continues from
@@ -207,8 +219,6 @@ def _train(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_ep
     if dinfo.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    loader = build_train_loader_for(cfg, data, dinfo)
-    _check_batches(loader, start_epoch, cfg, data, dinfo)
 
     t0 = time.time()
     epochs_done_here = 0
@@ -292,6 +302,7 @@ def _check_batches(loader, epoch: int, cfg: RunConfig, data, dinfo: DistInfo) ->
     ranks = f"{dinfo.world_size} ranks" if dinfo.enabled else "1 process"
     total = per_rank * dinfo.world_size
     sampler = getattr(loader, "batch_sampler", None)
+    sampler = getattr(sampler, "sampler", sampler)  # the identity sampler inside the keyed batches
     if sampler is not None and hasattr(sampler, "all_batches"):
         total = len(sampler.all_batches())
     raise _all_ranks(ConfigError(
