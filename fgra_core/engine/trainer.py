@@ -95,7 +95,7 @@ def train_one_epoch(model, criterion, loader, optimizer, scaler, device, *, epoc
 
 def _step_values(loss, parts: dict, optimizer, check_grads: bool) -> list[float]:
     """``[*parts, loss, gradient norm]`` as floats, read from the device in one transfer."""
-    terms = [torch.as_tensor(v).detach().float().reshape(()) for v in parts.values()]
+    terms = [torch.as_tensor(v, device=loss.device).detach().float().reshape(()) for v in parts.values()]
     terms.append(loss.detach().float().reshape(()))
     grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
     if check_grads and grads:
@@ -106,7 +106,9 @@ def _step_values(loss, parts: dict, optimizer, check_grads: bool) -> list[float]
 
 
 def _check_finite(values: list[float], parts: dict, *, epoch: int, step: int) -> None:
-    if all(math.isfinite(v) for v in values):
+    """Stop on a non-finite loss or gradient norm (the last two values); the logged terms before
+    them are named in the message (some are diagnostics that may be NaN on their own)."""
+    if all(math.isfinite(v) for v in values[len(parts):]):
         return
     names = [*parts, "loss", "gradient norm"]
     shown = ", ".join(f"{k}={v:.6g}" for k, v in zip(names, values))
