@@ -540,6 +540,8 @@ class Study:
             rd = self.run_dir(spec)
             if is_finished(rd):
                 out[spec.run_id] = "finished"
+            elif holder(rd) is not None:
+                out[spec.run_id] = "running"  # held by a process (this study's, or another's)
             else:
                 st = read_json(rd / "status.json") or {}
                 out[spec.run_id] = st.get("status", "pending")

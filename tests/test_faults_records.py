@@ -456,6 +456,41 @@ def test_two_rank_gloo_run_with_fewer_batches_than_ranks_is_refused_in_one_line(
     assert {p.name for p in run_dir.iterdir()} == {".lock"}  # refused before anything was written
 
 
+RANK_FAILS = textwrap.dedent('''
+    """The command line, with rank 1 failing on a bad frame at its first step."""
+    import os, sys
+    from fgra_core.errors import DatasetError
+    from fgra_core.losses import FGRALoss
+
+    real = FGRALoss.forward
+
+    def forward(self, out, pids):
+        if os.environ.get("RANK") == "1":
+            raise DatasetError("frame image /data/x.png is empty (0 bytes); expected an RGB JPEG/PNG file")
+        return real(self, out, pids)
+
+    FGRALoss.forward = forward
+    from fgra_core.train import main
+    raise SystemExit(main(sys.argv[1:]))
+''')
+
+
+@pytest.mark.slow
+def test_one_failing_rank_gives_one_error_line(tmp_path):
+    """Rank 1 fails alone: its error is the one `error:` line; rank 0, whose collective broke, says
+    so in one line instead of a traceback."""
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(tiny_run(tmp_path / "ddp", train={"epochs": 1})))
+    (tmp_path / "driver.py").write_text(RANK_FAILS)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(tmp_path / "driver.py"), "--config", str(tmp_path / "ddp.yaml"), "--no-progress"]
+    proc = subprocess.run(cmd, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=WAIT_S)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert [ln for ln in out.splitlines() if ln.startswith("error:")] == [
+        "error: frame image /data/x.png is empty (0 bytes); expected an RGB JPEG/PNG file"], out[-3000:]
+    assert "rank 0 stopped: another rank of this run failed" in out and "fgra_core/" not in out
+
+
 # --------------------------------------------------------------------------- rule 7: shareable files
 
 
