@@ -35,3 +35,13 @@ class StorageError(FGRAError, OSError):
 
     def __reduce__(self):
         return (type(self), (str(self), self.errno, self.path))
+
+
+class RunLockedError(FGRAError):
+    """A run folder (or a study manifest) is held by another process; the one-line message names
+    it (pid, host) and the lock file."""
+
+
+class TrainingDivergedError(FGRAError):
+    """Training met a non-finite loss or gradient; the message names the epoch, the step and the
+    loss terms, and the last finite checkpoint is kept."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +22,38 @@ from typing import Any, Iterable
 from .errors import StorageError
 
 TEMP_SUFFIX = ".tmp"
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (``/proc``), else by the set-and-restore
+    dance (not thread-safe, hence only the fallback)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-Infinity) replaced by ``None``: JSON as the
+    standard has it, which every reader accepts (Python writes ``NaN`` by default)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def json_line(record: dict) -> str:
+    """One strict-JSON line (sorted keys, non-finite numbers as ``null``), ending in a newline."""
+    return json.dumps(strict_json(record), sort_keys=True, allow_nan=False) + "\n"
 
 
 def _storage_error(path: Path, exc: OSError, what: str = "write") -> StorageError:
@@ -42,6 +75,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; a written file is shareable
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -64,7 +98,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    return atomic_write_text(path, json.dumps(strict_json(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -81,10 +115,10 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     process killed at that moment may leave a partial last line (the training engine rewrites
     its ``metrics.jsonl`` from the checkpoint when it resumes)."""
     path = Path(path)
-    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    line = json_line(record).encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides
         try:
             size = os.fstat(fd).st_size
             try:

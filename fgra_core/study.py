@@ -51,8 +51,9 @@ from typing import Any, Callable
 import yaml
 
 from .config import parse_assignments
-from .errors import ConfigError, FGRAError
+from .errors import ConfigError, FGRAError, RunLockedError
 from .io import atomic_write_json
+from .locks import hold_manifest, holder, wait_for_run
 from .notebook_params import build_config, check_json_safe, settings_hash
 from . import plan_checks, yaml_strict
 
@@ -68,6 +69,9 @@ TRACEBACK_TAIL = 40
 # the kernel's own start-up log (e.g. ipykernel's note on unencrypted local TCP) is noise here;
 # errors of the notebook's cells reach the runner through papermill
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
+HELD = "held by another process"  # _execute_one's answer for a run another process holds
 
 
 class StudyError(FGRAError):
@@ -674,7 +678,8 @@ class Study:
             "groups": {g: spec["title"] for g, spec in self.plan.groups.items()},
             "runs": [{**spec.to_json(), "state": states.get(spec.run_id, "pending")} for spec in self.runs],
         }
-        return atomic_write_json(self.manifest_path, data)
+        with hold_manifest(self.manifest_path, wait=120):  # one writer at a time (studies on one folder)
+            return atomic_write_json(self.manifest_path, data)
 
     def states(self) -> dict[str, str]:
         out = {}
@@ -682,6 +687,8 @@ class Study:
             rd = self.run_dir(spec)
             if is_finished(rd):
                 out[spec.run_id] = "finished"
+            elif holder(rd) is not None:
+                out[spec.run_id] = "running"  # held by a process (this study's, or another's)
             else:
                 st = read_json(rd / "status.json") or {}
                 out[spec.run_id] = st.get("status", "pending")
@@ -692,6 +699,8 @@ class Study:
         """Run one pending run; ``None`` when it finished, else the error (recorded in status.json)."""
         rd = self.run_dir(spec)
         t0 = time.time()
+        if holder(rd) is not None:
+            return HELD  # another process (another study) is computing it
         try:
             self.run_fn(spec)
             if not is_finished(rd):
@@ -699,6 +708,8 @@ class Study:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # a failed run is recorded and the study goes on
+            if isinstance(exc, RunLockedError) or getattr(exc, "ename", None) == RunLockedError.__name__:
+                return HELD  # its holder records it, not this study
             return record_failure(rd, spec, exc, time.time() - t0)["error"]
         atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id,
                                                "finished_at": _now(), "seconds": round(time.time() - t0, 1),
@@ -764,7 +775,12 @@ class Study:
         bar = tqdm(total=len(self.runs), initial=len(report.skipped), desc=f"study {self.plan.name}", unit="run",
                    disable=not self.show_progress, dynamic_ncols=True)
 
+        held: list[RunSpec] = []
+
         def done(spec: RunSpec, error: str | None) -> None:
+            if error is HELD:
+                held.append(spec)
+                return
             if error is None:
                 report.finished.append(spec.run_id)
             else:
@@ -796,6 +812,16 @@ class Study:
                     raise
             order = {spec.run_id: i for i, spec in enumerate(self.runs)}
             report.finished.sort(key=order.get)
+        while held:  # runs another process was computing: wait for it, then take what it left
+            spec = held.pop(0)
+            bar.write(f"run {spec.run_id} is being computed by {holder(self.run_dir(spec)) or 'another process'}; "
+                      "waiting for it")
+            wait_for_run(self.run_dir(spec))
+            if is_finished(self.run_dir(spec)):
+                report.skipped.append(spec.run_id)
+                bar.update(1)
+            else:
+                done(spec, self._execute_one(spec))
         bar.close()
         self.write_manifest(self.states())
 

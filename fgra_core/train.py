@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 from .config import parse_assignments
 from .engine.trainer import run
@@ -30,7 +32,35 @@ def main(argv: list[str] | None = None) -> int:
                               **result["metrics"]}, indent=2))
         return 0
 
-    return run_cli(body, interrupted=RESUME_TRAIN)
+    def guarded() -> int:
+        from .errors import FGRAError
+
+        try:
+            return body()
+        except FGRAError as exc:
+            if getattr(exc, "reported", False):  # a distributed run's rank 0 already said it, once
+                return 2
+            raise
+        except Exception as exc:
+            if _peer_failed(exc):  # another rank stopped (and said why): no traceback of this one
+                print(f"rank {os.environ.get('RANK')} stopped: another rank of this run failed", file=sys.stderr)
+                return 1
+            raise
+
+    return run_cli(guarded, interrupted=RESUME_TRAIN)
+
+
+def _peer_failed(exc: BaseException) -> bool:
+    """A collective of a distributed run broken by another rank's exit."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch.distributed as dist
+
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("connection closed by peer", "connection reset by peer", "gloo", "nccl"))
 
 
 if __name__ == "__main__":

@@ -401,24 +401,30 @@ def test_full_disk_during_a_checkpoint_write_then_resume(tmp_path, monkeypatch, 
 @needs_proc
 @pytest.mark.slow
 def test_full_disk_during_the_results_write_of_a_rerun(tmp_path, monkeypatch, capsys):
-    """A run started over (resume: false) over finished results: the disk fills up when the new
-    results.json is written; the old one stays, and the command line says why (exit 2)."""
+    """A run started over (resume: false) over an interrupted one: the disk fills up when its
+    results.json is written; the command line says why (exit 2), no results file appears, and
+    the complete last checkpoint lets the run finish without training again. (Over a finished
+    run, resume: false is refused before anything is written: tests/test_faults_records.py.)"""
     import yaml
 
     from fgra_core import train as train_cli
 
     run_dir = tmp_path / "run"
-    first = run(tiny_run(run_dir, train={"epochs": 1}), show_progress=False)
+    run(tiny_run(run_dir, train={"epochs": 2}), show_progress=False, stop_after_epochs=1)
     results = run_dir / "results.json"
-    before = sha256(results)
     cfg_path = tmp_path / "again.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_run(run_dir, resume=False, train={"epochs": 1, "seed": 5})))
     monkeypatch.setattr(fio, "os", FullDisk("write", "results.json"))
     assert train_cli.main(["--config", str(cfg_path), "--no-progress"]) == 2
     errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: could not write {results} (No space left on device)")
-    assert sha256(results) == before and json.loads(results.read_text())["metrics"] == first["metrics"]
-    assert not temp_files(run_dir)
+    assert not results.exists() and not temp_files(run_dir)
+    assert checkpoint_epoch(run_dir / "checkpoints" / "last.pt") == 1
+    monkeypatch.undo()
+    epochs = []
+    done = run(tiny_run(run_dir, train={"epochs": 1, "seed": 5}), show_progress=False,
+               on_epoch_end=lambda r: epochs.append(r))
+    assert done["status"] == "finished" and epochs == [] and done["seed"] == 5
 
 
 @needs_proc

@@ -44,24 +44,60 @@ def generate_splits(ids: Sequence[str], num_splits: int = 10, seed: int = 0) -> 
 
 
 def save_generated_splits(splits: list[dict], data_dir: Path, filename: str, meta: dict) -> Path:
-    """Write generated splits beside the data, or in the cache folder when that is read-only."""
+    """Write generated splits beside the data, or in the cache folder when that is read-only.
+
+    Written once: a split file already there is never rewritten. When the identities it was
+    generated from (``meta["identities"]``) are no longer those of the data, or its splits are
+    not the ones these identities give, a :class:`DatasetError` names the identities that changed
+    (runs on its splits would otherwise go on with other people in their train or test sets).
+    """
     payload = dict(meta, splits=splits, source="generated")
     candidates = [Path(data_dir) / filename]
     digest = hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
     candidates.append(cache_root() / "splits" / digest / filename)
+    for path in candidates:
+        existing = _read_generated(path)
+        if existing is not None:
+            _check_generated(path, existing, json.loads(json.dumps(payload)))
+            return path
     last_exc: Exception | None = None
     for path in candidates:
         try:
-            if path.is_file():
-                try:
-                    if json.loads(path.read_text()) == json.loads(json.dumps(payload)):
-                        return path
-                except (OSError, ValueError):
-                    pass
             return atomic_write_json(path, payload)
         except OSError as exc:
             last_exc = exc
     raise DatasetError(f"generated splits could not be written to {candidates[0]} nor {candidates[1]} ({last_exc})")
+
+
+def _read_generated(path: Path) -> dict | None:
+    """A generated split file's content, ``None`` when absent; unreadable is an error (never rewritten)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"generated split file {path} is not valid JSON ({exc}); it is never rewritten -- "
+                           "delete it to generate the splits again (runs on the new splits are new runs)") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("splits"), list):
+        raise DatasetError(f"generated split file {path} has the wrong structure; expected a mapping with "
+                           "'identities' and 'splits' -- delete it to generate the splits again")
+    return data
+
+
+def _check_generated(path: Path, existing: dict, payload: dict) -> None:
+    old, new = existing.get("identities"), payload.get("identities")
+    if old is not None and new is not None and sorted(old) != sorted(new):
+        removed, added = sorted(set(old) - set(new)), sorted(set(new) - set(old))
+        raise DatasetError(
+            f"the data folder no longer matches its generated split file {path}: identities removed "
+            f"{removed[:8]}{' ...' if len(removed) > 8 else ''} ({len(removed)}), added "
+            f"{added[:8]}{' ...' if len(added) > 8 else ''} ({len(added)}); the file is never rewritten -- "
+            "restore the data folder, or delete the file to generate new splits (runs on them are new runs)")
+    if existing.get("splits") != payload.get("splits"):
+        raise DatasetError(
+            f"generated split file {path} holds other splits than identities and seed give "
+            f"(seed {payload.get('seed')}); it is never rewritten -- restore it, or delete it to generate the "
+            "splits again (runs on them are new runs)")
 
 
 def read_json_splits(path: str | os.PathLike) -> list[dict]:

@@ -54,3 +54,13 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
 def cleanup(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def agree(ok: bool, info: DistInfo) -> bool:
+    """``True`` when ``ok`` holds on every rank (one collective; ``ok`` itself when not distributed)."""
+    if not info.enabled:
+        return bool(ok)
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([1 if ok else 0], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())

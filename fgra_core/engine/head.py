@@ -32,7 +32,7 @@ from ..config import RunConfig, dump_config, resolve_protocol, to_dict
 from ..data.loaders import load_frames
 from ..data.samplers import RandomIdentitySampler
 from ..data.sampling import test_clips, train_indices
-from ..errors import FGRAError
+from ..errors import TrainingDivergedError
 from ..eval.metrics import evaluate_features
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
 from ..models.fgra import weight_statistics
@@ -45,22 +45,21 @@ RESULTS_FILE = "results.json"
 CLIP_BATCH = 256
 
 
-class DivergenceError(FGRAError):
-    """A non-finite loss: training stopped at that step."""
+DivergenceError = TrainingDivergedError   # a non-finite loss: training stopped at that step
 
 
-def run_head(cfg: RunConfig, device: torch.device, *, show_progress: bool = True, finished=None) -> dict:
-    """Train (unless the variant has nothing to train) and evaluate one head-regime run."""
+def run_head(cfg: RunConfig, device: torch.device, *, show_progress: bool = True) -> dict:
+    """Train (unless the variant has nothing to train) and evaluate one head-regime run. The caller
+    (``fgra_core.engine.trainer.run``) holds the run folder's lock and has applied the record rules."""
+    from . import run_record
     from .trainer import _json_safe, seed_everything
 
-    if finished is not None:
-        return finished
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     data = build_data(cfg)
     ds = data.dataset
+    split = run_record.split_identities(ds)
+    atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
     model = build_model(cfg, ds.num_train_pids)
     trunk = model.backbone
     t_cache = time.time()
@@ -110,6 +109,7 @@ def run_head(cfg: RunConfig, device: torch.device, *, show_progress: bool = True
         "world_size": 1,
         "torch_version": torch.__version__,
         "dataset_info": _json_safe(ds.info),
+        "split_identities": split,
         "history": history,
         "config": to_dict(cfg),
     }

@@ -1,10 +1,12 @@
 """The training loop: the paper's recipe, resumable, seeded, single- or multi-process."""
 from __future__ import annotations
 
-import json
+import math
 import os
 import random
+import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable
 
@@ -13,13 +15,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import devices
-from ..config import RunConfig, dump_config, flatten, load_config, to_dict
-from ..errors import ConfigError, StorageError
-from ..io import append_jsonl, atomic_write_json, atomic_write_text, remove_stale_temps
+from ..config import RunConfig, dump_config, load_config, to_dict
+from ..errors import ConfigError, FGRAError, RunLockedError, StorageError, TrainingDivergedError
+from ..io import append_jsonl, atomic_write_json, atomic_write_text, json_line, remove_stale_temps
+from ..locks import hold_run
 from . import checkpoint as ckpt_lib
+from . import run_record
 from .convergence import convergence
 from .builders import build_criterion, build_data, build_model, build_optimizer, build_train_loader_for
-from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
+from .distributed import DistInfo, agree, all_reduce_mean, barrier, cleanup, init_distributed
 from .evaluator import evaluate_model
 
 METRICS_FILE = "metrics.jsonl"
@@ -69,17 +73,43 @@ def train_one_epoch(model, criterion, loader, optimizer, scaler, device, *, epoc
             loss, parts = criterion(out, pids)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        # one host sync per step for the logged loss terms, the loss and the gradient norm; with a
+        # float16 grad scaler non-finite gradients are its business (it skips that step)
+        values = _step_values(loss, parts, optimizer, check_grads=not scaler.is_enabled())
         scaler.step(optimizer)
         scaler.update()
+        _check_finite(values, parts, epoch=epoch, step=step)
         n += 1
-        for key, value in parts.items():
-            sums[key] = sums.get(key, 0.0) + float(value)
+        for key, value in zip(parts, values):
+            sums[key] = sums.get(key, 0.0) + value
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        bar.set_postfix(loss=f"{values[len(parts)]:.3f}")
     bar.close()
     stats = {key: all_reduce_mean(value / max(n, 1), dinfo) for key, value in sums.items()}
     stats["steps"] = n
     return stats
+
+
+def _step_values(loss, parts: dict, optimizer, check_grads: bool) -> list[float]:
+    """``[*parts, loss, gradient norm]`` as floats, read from the device in one transfer."""
+    terms = [torch.as_tensor(v, device=loss.device).detach().float().reshape(()) for v in parts.values()]
+    terms.append(loss.detach().float().reshape(()))
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if check_grads and grads:
+        terms.append(torch.nn.utils.get_total_norm(grads, foreach=True).float().to(terms[0].device))
+    else:
+        terms.append(torch.zeros((), device=terms[0].device))
+    return torch.stack(terms).tolist()
+
+
+def _check_finite(values: list[float], parts: dict, *, epoch: int, step: int) -> None:
+    """Stop on a non-finite loss or gradient norm (the last two values); the logged terms before
+    them are named in the message (some are diagnostics that may be NaN on their own)."""
+    if all(math.isfinite(v) for v in values[len(parts):]):
+        return
+    names = [*parts, "loss", "gradient norm"]
+    shown = ", ".join(f"{k}={v:.6g}" for k, v in zip(names, values))
+    raise TrainingDivergedError(f"training diverged at epoch {epoch + 1}, step {step + 1}: {shown}")
 
 
 def run(config=None, *, overrides: dict | None = None, show_progress: bool = True,
@@ -94,15 +124,21 @@ def run(config=None, *, overrides: dict | None = None, show_progress: bool = Tru
     cfg = load_config(config, overrides)
     device = resolve_device(cfg.device)
     if cfg.train.regime == "head":   # frozen trunk, cached maps: fgra_core/engine/head.py
-        from .head import run_head
-
-        done = _finished_result(Path(cfg.run_dir), cfg) if cfg.resume else None
-        return run_head(cfg, device, show_progress=show_progress, finished=done)
+        return _run_head(cfg, device, show_progress)
     dinfo = init_distributed(device.type)
     if dinfo.enabled and device.type == "cuda":
         device = torch.device("cuda", dinfo.local_rank)
     try:
         return _run(cfg, device, dinfo, show_progress, stop_after_epochs, on_epoch_end)
+    except FGRAError as exc:
+        if dinfo.enabled and getattr(exc, "all_ranks", False):
+            # every rank met it: rank 0 says why, once, before any rank exits (a launcher such as
+            # torchrun stops the other ranks as soon as one exits)
+            if dinfo.is_main:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+            exc.reported = True
+            barrier(dinfo)
+        raise
     finally:
         cleanup(dinfo)
 
@@ -110,22 +146,67 @@ def run(config=None, *, overrides: dict | None = None, show_progress: bool = Tru
 def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epochs, on_epoch_end) -> dict:
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     run_dir = Path(cfg.run_dir)
-    ckpt_dir = run_dir / "checkpoints"
-    done = _finished_result(run_dir, cfg) if cfg.resume else None
+    # a finished record is immutable: returned as it is, or the request is refused, before any write
+    done = run_record.check_request(run_dir, cfg)
     if done is not None:
-        return done  # a finished run is never recomputed nor rewritten (not even its config.yaml)
+        return done
+    with ExitStack() as stack:
+        held: Exception | None = None
+        if dinfo.is_main:
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"run folder {run_dir} cannot be created ({exc.strerror or exc}); expected a "
+                                   "writable location for run_dir", errno=exc.errno, path=str(run_dir)) from exc
+            try:
+                stack.enter_context(hold_run(run_dir))  # one writer per run folder, for the whole run
+            except RunLockedError as exc:
+                held = exc
+        if not agree(held is None, dinfo):
+            raise _all_ranks(held or RunLockedError(f"run folder {run_dir} is in use by another process"))
+        done = run_record.check_request(run_dir, cfg)  # finished while this process waited for the lock
+        if done is not None:
+            return done
+        return _train(cfg, device, dinfo, show_progress, stop_after_epochs, on_epoch_end)
+
+
+def _run_head(cfg: RunConfig, device, show_progress: bool) -> dict:
+    """The head regime under the same record rules and lock as a fine-tune run."""
+    from .head import run_head
+
+    run_dir = Path(cfg.run_dir)
+    done = run_record.check_request(run_dir, cfg)
+    if done is not None:
+        return done
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"run folder {run_dir} cannot be created ({exc.strerror or exc}); expected a "
+                           "writable location for run_dir", errno=exc.errno, path=str(run_dir)) from exc
+    with hold_run(run_dir):
+        done = run_record.check_request(run_dir, cfg)  # finished while this process waited for the lock
+        if done is not None:
+            return done
+        remove_stale_temps(run_dir, ("config.yaml", METRICS_FILE, RESULTS_FILE))
+        return run_head(cfg, device, show_progress=show_progress)
+
+
+def _all_ranks(exc: Exception) -> Exception:
+    """Mark an error every rank raised alike (the command line prints it from rank 0 only)."""
+    exc.all_ranks = True
+    return exc
+
+
+def _train(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epochs, on_epoch_end) -> dict:
+    run_dir = Path(cfg.run_dir)
+    ckpt_dir = run_dir / "checkpoints"
     if dinfo.is_main:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"run folder {run_dir} cannot be created ({exc.strerror or exc}); "
-                               "expected a writable location for run_dir", errno=exc.errno, path=str(run_dir)) from exc
-        # temporary files of writes cut short by a kill (the files themselves are never half-written)
+        # temporary files of writes cut short by a kill (under the run's lock: never another writer's)
         remove_stale_temps(run_dir, ("config.yaml", METRICS_FILE, RESULTS_FILE))
         remove_stale_temps(ckpt_dir, (ckpt_lib.LAST,))
-        atomic_write_text(run_dir / "config.yaml", _yaml(cfg))
 
     data = build_data(cfg)
+    split = run_record.split_identities(data.dataset)
     model = build_model(cfg, data.dataset.num_train_pids).to(device)
     if cfg.train.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -138,7 +219,7 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
     last = ckpt_lib.find_last(ckpt_dir) if cfg.resume else None
     if last is not None:
         state = ckpt_lib.load_checkpoint(last, map_location=device)
-        _check_compatible(state.get("config", {}), cfg, last)
+        run_record.check_resume(state, cfg, last, split)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -148,15 +229,18 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
             criterion.load_state_dict(state["extra"]["criterion"])
         ckpt_lib.set_rng_state(state["rng"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
+    loader = build_train_loader_for(cfg, data, dinfo)
+    _check_batches(loader, start_epoch, cfg, data, dinfo)
     if dinfo.is_main:
-        # The metrics log always agrees with the checkpoint it continues from.
-        atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
+        # written once the request is known to fit the folder's checkpoint (a refusal writes nothing);
+        # the metrics log always agrees with the checkpoint it continues from
+        atomic_write_text(run_dir / "config.yaml", _yaml(cfg))
+        atomic_write_text(run_dir / METRICS_FILE, "".join(json_line(r) for r in history))
 
     train_model = model
     if dinfo.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    loader = build_train_loader_for(cfg, data, dinfo)
 
     t0 = time.time()
     epochs_done_here = 0
@@ -165,10 +249,16 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
                      total=cfg.train.epochs, disable=not show_progress or not dinfo.is_main)
     for epoch in epoch_bar:
         _set_epoch(loader, epoch)
-        stats = train_one_epoch(
-            train_model, criterion, loader, optimizer, scaler, device, epoch=epoch, use_amp=use_amp,
-            amp_dtype=amp_dtype, channels_last=cfg.train.channels_last and device.type == "cuda",
-            iters=cfg.train.iters_per_epoch, show_progress=show_progress, dinfo=dinfo)
+        try:
+            stats = train_one_epoch(
+                train_model, criterion, loader, optimizer, scaler, device, epoch=epoch, use_amp=use_amp,
+                amp_dtype=amp_dtype, channels_last=cfg.train.channels_last and device.type == "cuda",
+                iters=cfg.train.iters_per_epoch, show_progress=show_progress, dinfo=dinfo)
+        except TrainingDivergedError as exc:
+            kept = (f"{ckpt_dir / ckpt_lib.LAST} keeps epoch {epoch}, the last finite one" if epoch
+                    else "no checkpoint was written")
+            raise _all_ranks(TrainingDivergedError(
+                f"{exc} (run {run_dir}); {kept}; lower optim.lr or check the data")) from None
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **stats}
         scheduler.step()
         due = cfg.train.eval_every and (epoch + 1) % cfg.train.eval_every == 0 and epoch + 1 < cfg.train.epochs
@@ -181,7 +271,7 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
         if dinfo.is_main:
             ckpt_lib.save_checkpoint(ckpt_dir, epoch=epoch + 1, model=model, optimizer=optimizer,
                                      scheduler=scheduler, scaler=scaler, history=history, config=to_dict(cfg),
-                                     extra={"criterion": criterion.state_dict()})
+                                     extra={"criterion": criterion.state_dict(), "split_identities": split})
             append_jsonl(run_dir / METRICS_FILE, record)
         barrier(dinfo)
         if on_epoch_end is not None:
@@ -215,6 +305,7 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
             "world_size": dinfo.world_size,
             "torch_version": torch.__version__,
             "dataset_info": _json_safe(data.dataset.info),
+            "split_identities": split,
             "history": history,
             "config": to_dict(cfg),
         }
@@ -223,44 +314,26 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
     return result
 
 
-# Settings that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"resume", "device", "train.epochs", "train.eval_every", "data.num_workers", "data.cache_dir",
-                      "data.cache_memory_gb", "data.feature_cache_dir"}
-
-
-def _check_compatible(saved: dict, cfg: RunConfig, where: Path) -> None:
-    a, b = flatten(_with_defaults(saved)), flatten(to_dict(cfg))
-    diff = sorted(k for k in set(a) | set(b)
-                  if k not in _RESUMABLE_CHANGES and not k.startswith("eval.") and a.get(k) != b.get(k))
-    if diff:
-        shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:6])
-        raise ConfigError(f"{where} was written by a run with other settings ({shown}); "
-                          "use another run_dir, or set resume: false to start over")
-
-
-def _with_defaults(saved: dict) -> dict:
-    """A saved config with the settings added since it was written filled in at their defaults."""
+def _check_batches(loader, epoch: int, cfg: RunConfig, data, dinfo: DistInfo) -> None:
+    """Refuse, before training, an epoch in which a rank would take no step."""
+    _set_epoch(loader, epoch)
     try:
-        return to_dict(load_config(saved))
-    except Exception:  # noqa: BLE001 - a record of removed settings simply does not match
-        return saved
-
-
-def _finished_result(run_dir: Path, cfg: RunConfig) -> dict | None:
-    path = run_dir / RESULTS_FILE
-    if not path.is_file():
-        return None
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if result.get("status") != "finished":
-        return None
-    ignore = {"resume", "device", "data.num_workers", "data.cache_dir", "data.cache_memory_gb", "data.feature_cache_dir"}
-    a, b = flatten(_with_defaults(result.get("config", {}))), flatten(to_dict(cfg))
-    if {k: v for k, v in a.items() if k not in ignore} != {k: v for k, v in b.items() if k not in ignore}:
-        return None
-    return result
+        per_rank = len(loader)
+    except TypeError:
+        return
+    if per_rank >= 1:
+        return
+    t = cfg.train
+    ranks = f"{dinfo.world_size} ranks" if dinfo.enabled else "1 process"
+    total = per_rank * dinfo.world_size
+    sampler = getattr(loader, "batch_sampler", None)
+    sampler = getattr(sampler, "sampler", sampler)  # the identity sampler inside the keyed batches
+    if sampler is not None and hasattr(sampler, "all_batches"):
+        total = len(sampler.all_batches())
+    raise _all_ranks(ConfigError(
+        f"the training set gives {total} batch(es) of train.P x train.K = {t.P} x {t.K} per epoch "
+        f"({data.dataset.num_train_pids} identities) for {ranks}: every rank needs at least one batch; "
+        "use fewer processes (torchrun --nproc_per_node) or a smaller train.P / train.K"))
 
 
 def _set_epoch(loader, epoch: int) -> None:
