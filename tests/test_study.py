@@ -476,4 +476,7 @@ def test_mars_mini_plan_finds_the_shared_folder_beside_the_checkout(mars_mini, m
     cfg = build_config(study.runs[0].params)
     assert (REPO / cfg.data.root).resolve() == mars_mini.resolve()
     assert (REPO / cfg.model.weights).resolve() == mobilenet_weights.resolve()
-    assert cfg.data.dataset == "mars" and len(study.runs) == 12
+    # rows 0-8 in both regimes, readings, sweeps: 25 settings x 5 seeds
+    assert cfg.data.dataset == "mars" and len(study.runs) == 125
+    regimes = {build_config(r.params).train.regime for r in study.runs if "ablation_finetune" in r.groups}
+    assert regimes == {"finetune"}
