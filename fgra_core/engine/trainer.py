@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import RunConfig, dump_config, flatten, load_config, to_dict
+from ..data.device_transforms import to_device_batch
 from ..errors import ConfigError, StorageError
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, remove_stale_temps
 from . import checkpoint as ckpt_lib
@@ -59,14 +60,11 @@ def train_one_epoch(model, criterion, loader, optimizer, scaler, device, *, epoc
     n = 0
     total = iters if iters is not None else len(loader)
     bar = tqdm(total=total, desc=f"epoch {epoch + 1}", leave=False, disable=not show_progress or not dinfo.is_main)
-    for step, (clips, pids, _cams) in enumerate(loader):
+    for step, batch in enumerate(loader):
         if iters is not None and step >= iters:
             break
-        clips = clips.to(device, non_blocking=True)
-        pids = pids.to(device, non_blocking=True)
-        if channels_last:
-            b, t = clips.shape[:2]
-            clips = clips.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (b, t))
+        # CPU-augmented clips, or uint8 frames + per-clip parameters augmented on the device
+        clips, pids = to_device_batch(batch, device, getattr(loader, "device_transform", None), channels_last)
         with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
             out = model(clips)
             loss, parts = criterion(out, pids)
@@ -154,7 +152,7 @@ def _run(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_epoc
     if dinfo.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    loader = build_train_loader_for(cfg, data, dinfo)
+    loader = build_train_loader_for(cfg, data, dinfo, device)
 
     t0 = time.time()
     epochs_done_here = 0
