@@ -37,7 +37,7 @@ def test_device_batches_equal_cpu_batches(tmp_path, source):
     cpu = build_train_loader(tracklets, seq_len=3, P=3, K=2, num_workers=0, seed=4, transform=transform)
     packed = PackedFrameCache(tracklets, tmp_path / "cache") if source == "packed" else None
     dev = device_loader_from(cpu, packed)
-    assert isinstance(dev, DeviceTrainLoader) and dev.pin_memory is False
+    assert isinstance(dev, DeviceTrainLoader) and dev.pin_memory is False and dev.num_workers == 0
     assert len(dev) == len(cpu)
     for epoch in (0, 1):
         cpu.set_epoch(epoch)
@@ -112,3 +112,21 @@ def test_training_run_augmenting_on_the_device_path(tmp_path):
     res = run(tiny_run(tmp_path / "run", data={"augment_on": "device"}, train={"epochs": 1}), show_progress=False)
     assert res["status"] == "finished" and res["history"][0]["steps"] == 2
     assert np.isfinite(res["history"][0]["total"])
+
+
+def test_threaded_loader_stops_early_and_buffers(tmp_path):
+    from fgra_core.data.device_loader import host_buffer
+    tracklets = make_tracklets(tmp_path / "img", lengths=(4, 7, 3, 5))
+    tracklets = [Tracklet(t.frames, pid=i // 2, camid=0, name=t.name) for i, t in enumerate(tracklets)]
+    cpu = build_train_loader(tracklets, seq_len=2, P=2, K=2, num_workers=2, height=16, width=8)
+    dev = device_loader_from(cpu, PackedFrameCache(tracklets, tmp_path / "cache"), prefetch=1)
+    it = iter(dev)
+    first = next(it)
+    it.close()  # the trainer leaves an epoch early (train.iters_per_epoch): the threads are joined
+    assert first[0].shape == (4, 2, 16, 8, 3)
+    big = host_buffer((4, 1024, 1024), pin_memory=False)  # 4 MiB: huge-page-backed map
+    assert big.dtype == torch.uint8 and big.shape == (4, 1024, 1024)
+    big.fill_(7)
+    assert int(big.sum()) == 7 * 4 * 1024 * 1024
+    with pytest.raises(ValueError, match=r"expected a uint8 batch buffer of shape \(4, 2, 16, 8, 3\)"):
+        dev.dataset.load(list(dev.sampler)[0], torch.empty(4, 2, 8, 16, 3, dtype=torch.uint8))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +29,7 @@ from fgra_core.errors import DatasetError
 
 _MAGIC = b"FGRAPCK1"
 _PAGE = 4096
+_OPEN_LOCK = threading.Lock()
 _HEADER = _PAGE  # magic + (F, H, W) as int64, padded to one page
 _TRACKLET_HEADER = 64  # the per-tracklet FrameCache file header (fgra_core.data.frames)
 
@@ -126,6 +128,12 @@ class PackedFrameCache:
         return hh, ww
 
     def _open(self) -> int:
+        if self._fd is not None and self._pid == os.getpid():
+            return self._fd
+        with _OPEN_LOCK:  # loader threads share one descriptor
+            return self._open_locked()
+
+    def _open_locked(self) -> int:
         if self._fd is None or self._pid != os.getpid():
             try:
                 self._fd = os.open(self.path, os.O_RDWR)
