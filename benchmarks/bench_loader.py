@@ -9,16 +9,16 @@ Without ``--root`` a MARS-scale tree is built in a temporary folder by
 path (``fgra_core/data/device_loader.py``): P16 x K4 clips of 6 frames drawn by the real sampler
 and clip RNG, read from the packed frame cache into uint8 batches; no augmentation on the CPU.
 
-Printed:
+Printed (rates per worker core are frames per CPU-second of this process, which the other load
+on a shared machine changes far less than wall time; wall rates are printed beside them):
 - the cache's disk footprint at MARS scale (packed and per-tracklet layouts, train and test) and
   its memory footprint (page cache for warm reads, the loader's own resident memory);
-- cold: frames/s per worker while the loader decodes the frames of its first batches
-  (``--cold-frames`` of them, in this process = one worker core), and the full first pass over the
-  MARS train set extrapolated from it, per worker and over ``--workers``; also measured over
-  ``--workers`` processes (``PackedFrameCache.fill_parallel``) and, on CUDA, with nvjpeg
-  (``fill_with_torchvision``);
-- warm: the same batches again, from the cache, frames/s per worker core (target >= 10,000), in
-  this process and through a DataLoader with ``--workers`` workers (per worker);
+- cold: the loader decoding the frames of its first batches (``--cold-frames`` of them, one
+  thread), the full first pass over the MARS train set extrapolated from it, and measured
+  again with the loader's ``--workers`` threads, with ``--workers`` processes
+  (``PackedFrameCache.fill_parallel``) and, on CUDA, with nvjpeg (``fill_with_torchvision``);
+- warm: the same batches again from the cache (target >= 10,000 frames/s per worker core), in one
+  thread and through the loader's ``--workers`` threads;
 - on CUDA: end-to-end training frames/s (loader + device augmentation + FGRA step, ResNet-50,
   256x128, P16 x K4 x 6, bf16, channels-last) against the same FGRA step alone on a batch already on
   the GPU (bench_model's step); target ratio >= 0.8.
@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from fgra_core.data.device_loader import Uint8ClipBatches, device_loader_from  # noqa: E402
+from fgra_core.data.device_loader import DeviceTrainLoader, Uint8ClipBatches, device_loader_from  # noqa: E402
 from fgra_core.data.device_transforms import pin_memory_for, to_device_batch  # noqa: E402
 from fgra_core.data.loaders import build_train_loader  # noqa: E402
 from fgra_core.data.mars import load_mars  # noqa: E402
@@ -120,28 +120,39 @@ def main(argv=None) -> int:
 
     # ------------------------------------------------------------------ cold
     per_batch = args.P * args.K * args.seq_len
-    n_batches = max(args.warm_batches, -(-args.cold_frames // per_batch))
+    cold_batches = -(-args.cold_frames // per_batch)
+    n_batches = max(args.warm_batches, cold_batches)
     cpu_loader.batch_sampler.set_epoch(0)
-    keys = []
+    keys = []  # the warm batches (the cold pass reads the first of them), then the threaded cold pass's
     for k in cpu_loader.batch_sampler:
         keys.append(k)
-        if len(keys) >= n_batches:
+        if len(keys) >= n_batches + cold_batches:
             break
-    cold_batches = -(-args.cold_frames // per_batch)
     d0 = packed.decoded
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for k in keys[:cold_batches]:
         batches[k]
-    t_cold = time.perf_counter() - t0
+    t_cold, c_cold = time.perf_counter() - t0, time.process_time() - c0
     decoded = packed.decoded - d0
     cold_rate = decoded / t_cold
     print(f"\ncold pass: {cold_batches} batches of {per_batch} frames, {decoded:,} frames decoded in {t_cold:.1f} s")
-    print(f"  measured:     {cold_rate:,.0f} frames/s per worker core (decode + write to the cache, this process)")
+    print(f"  measured:     {cold_rate:,.0f} frames/s wall, {decoded / c_cold:,.0f} frames per CPU-second "
+          "(one worker: read the JPEG, decode, write to the cache, fill the batch)")
+    cold_rate = decoded / c_cold  # per worker core, what the machine's other load does not change
     first_pass = packed.num_frames / cold_rate
     print(f"  extrapolated: first pass over the {packed.num_frames:,} MARS train frames {first_pass / 3600:.2f} h "
           f"on one worker, {first_pass / 3600 / max(args.workers, 1):.2f} h on {args.workers} workers "
           f"(test set, {sum(test_len):,} frames decoded once per evaluation: {sum(test_len) / cold_rate / 3600:.2f} h on one worker)")
     if args.workers > 0:
+        fresh = keys[n_batches:n_batches + cold_batches]
+        before = int(packed.filled().sum())
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in DeviceTrainLoader(batches, fresh, num_workers=args.workers):
+            pass
+        t_thr, c_thr = time.perf_counter() - t0, time.process_time() - c0
+        n = int(packed.filled().sum()) - before
+        print(f"  measured with the loader's {args.workers} threads ({n:,} other frames): {n / t_thr:,.0f} frames/s in all, "
+              f"{n / c_thr:,.0f} per CPU-second used")
         gids = packed.missing(limit=args.cold_frames)
         t0 = time.perf_counter()
         n = packed.fill_parallel(args.workers, gids, chunk=128)
@@ -161,16 +172,17 @@ def main(argv=None) -> int:
               f"{len(gids) / t_gpu:,.0f} frames/s; first MARS train pass {packed.num_frames / (len(gids) / t_gpu) / 60:.1f} min")
 
     # ------------------------------------------------------------------ warm
+    keys = keys[:n_batches]
     for k in keys[cold_batches:]:
         batches[k]  # decode what the warm pass reads beyond the cold batches (not timed)
     d0 = packed.decoded
-    times = []
-    t_draw = []
+    times, cpu_times, t_draw = [], [], []
     for _ in range(args.warm_repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for k in keys:
             batches[k]
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
         t0 = time.perf_counter()
         for k in keys:
             for key in k:
@@ -180,41 +192,27 @@ def main(argv=None) -> int:
     assert packed.decoded == d0, "the warm pass decoded frames"
     frames = len(keys) * per_batch
     warm = frames / statistics.median(times)
+    warm_cpu = frames / statistics.median(cpu_times)
     draws = frames / statistics.median(t_draw)
-    print(f"\nwarm pass: {len(keys)} batches x {per_batch} frames from the cache, median of {args.warm_repeats}")
-    print(f"  this process: {warm:,.0f} frames/s per worker core (target >= 10,000) "
-          f"= {warm / per_batch:,.1f} batches/s; the clip draws alone run at {draws:,.0f} frames/s")
-    print(f"  warm / cold = {warm / cold_rate:.1f}")
+    print(f"\nwarm pass: {len(keys)} batches x {per_batch} frames from the cache (a new uint8 batch buffer each), "
+          f"median of {args.warm_repeats}")
+    print(f"  one worker (this process, one thread): {warm:,.0f} frames/s wall, {warm_cpu:,.0f} frames per CPU-second "
+          f"(target >= 10,000 per worker core); the clip draws alone: {draws:,.0f} frames/s")
+    print(f"  warm / cold = {warm_cpu / cold_rate:.1f} (frames per CPU-second)")
     if args.workers > 0:
-        loader = torch.utils.data.DataLoader(
-            _Keys(batches, keys), batch_size=None, shuffle=False, num_workers=args.workers,
-            pin_memory=pin_memory_for(device), prefetch_factor=4)
-        it = iter(loader)
-        next(it)  # workers started
-        t0 = time.perf_counter()
-        n = 1
-        for _ in it:
-            n += 1
-        t_dl = time.perf_counter() - t0
-        rate = (n - 1) * per_batch / t_dl
-        print(f"  DataLoader, {args.workers} workers{' (pinned)' if pin_memory_for(device) else ''}: "
-              f"{rate:,.0f} frames/s in all, {rate / args.workers:,.0f} per worker (batches handed to the main process included)")
+        loader = DeviceTrainLoader(batches, keys, num_workers=args.workers, pin_memory=pin_memory_for(device))
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in loader:
+            pass
+        t_dl, c_dl = time.perf_counter() - t0, time.process_time() - c0
+        print(f"  the loader's {args.workers} threads{' (pinned buffers)' if loader.pin_memory else ''}: "
+              f"{frames / t_dl:,.0f} frames/s in all = {frames / t_dl / args.workers:,.0f} per worker, "
+              f"{frames / c_dl:,.0f} frames per CPU-second")
 
     if device.type == "cuda":
         end_to_end(args, ds, packed, cpu_loader, device)
     tmp.cleanup()
     return 0
-
-
-class _Keys:
-    def __init__(self, batches, keys):
-        self.batches, self.keys = batches, keys
-
-    def __len__(self):
-        return len(self.keys)
-
-    def __getitem__(self, i):
-        return self.batches[self.keys[i]]
 
 
 def end_to_end(args, ds, packed, cpu_loader, device) -> None:
@@ -258,9 +256,7 @@ def end_to_end(args, ds, packed, cpu_loader, device) -> None:
         alone.append(time.perf_counter() - t0)
     t_alone = statistics.median(alone)
     per_batch = args.P * args.K * args.seq_len
-    dl = torch.utils.data.DataLoader(_Keys(loader.dataset, keys), batch_size=None, num_workers=args.workers,
-                                     pin_memory=True, prefetch_factor=4, persistent_workers=False)
-    it = iter(dl)
+    it = iter(DeviceTrainLoader(loader.dataset, keys, num_workers=args.workers, prefetch=4, pin_memory=True))
     for _ in range(5):  # workers started, warm-up
         step(*to_device_batch(next(it), device, loader.device_transform, channels_last=True))
     _sync(device)
