@@ -130,3 +130,22 @@ def test_threaded_loader_stops_early_and_buffers(tmp_path):
     assert int(big.sum()) == 7 * 4 * 1024 * 1024
     with pytest.raises(ValueError, match=r"expected a uint8 batch buffer of shape \(4, 2, 16, 8, 3\)"):
         dev.dataset.load(list(dev.sampler)[0], torch.empty(4, 2, 8, 16, 3, dtype=torch.uint8))
+
+
+def test_host_buffer_pool_reuses_only_released_buffers():
+    from fgra_core.data.device_loader import HostBufferPool
+    pool = HostBufferPool(max_buffers=2)
+    a = pool.get((2, 3))
+    b = pool.get((2, 3))
+    assert a.data_ptr() != b.data_ptr()  # a is still alive
+    a.fill_(1)
+    view = a[0]  # a view keeps the buffer in use
+    ptr_a = a.data_ptr()
+    del a
+    c = pool.get((2, 3))
+    assert c.data_ptr() not in (ptr_a, b.data_ptr())
+    assert int(view.sum()) == 3
+    del view
+    d = pool.get((2, 3))
+    assert d.data_ptr() == ptr_a  # released: reused
+    assert pool.get((4,)).shape == (4,)

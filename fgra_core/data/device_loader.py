@@ -12,6 +12,7 @@ batch with :class:`~fgra_core.data.device_transforms.DeviceClipTransform`.
 from __future__ import annotations
 
 import mmap
+import sys
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ class Uint8ClipBatches:
         self.pids = torch.tensor([t.pid for t in clips.tracklets], dtype=torch.int64)
         self.camids = torch.tensor([t.camid for t in clips.tracklets], dtype=torch.int64)
         self._lock = threading.Lock()
+        self._buffers = HostBufferPool()
         if packed is not None:
             self.frame_size = (packed.height, packed.width)
         elif clips.tracklets[0].in_memory:
@@ -70,7 +72,7 @@ class Uint8ClipBatches:
         return (batch_size, self.clips.seq_len, *self.frame_size, 3)
 
     def new_buffer(self, batch_size: int, pin_memory: bool = False) -> torch.Tensor:
-        return host_buffer(self.batch_shape(batch_size), pin_memory)
+        return self._buffers.get(self.batch_shape(batch_size), pin_memory)
 
     def __getitem__(self, keys):
         return self.load(keys, self.new_buffer(len(keys)))
@@ -96,8 +98,8 @@ class DeviceTrainLoader:
 
     Threads, not processes: reading a warm clip is a ``preadv`` and decoding a JPEG is PIL's C
     code, both without the GIL, and a batch filled in this process needs no copy through shared
-    memory. Each batch gets its own buffer: pinned (CUDA's caching host allocator, which reuses
-    a block once its asynchronous copy is done) when ``pin_memory``, else huge-page-backed memory.
+    memory. Batch buffers are pinned (CUDA's caching host allocator, which reuses a block once its
+    asynchronous copy is done) when ``pin_memory``, else reused from a :class:`HostBufferPool`.
     ``device_transform`` augments the batches on the device; ``len``, ``set_epoch``, ``sampler``
     and ``dataset`` are those of a torch loader.
     """
@@ -150,17 +152,45 @@ def device_loader_from(loader: TrainLoader, packed: PackedFrameCache | None = No
                              prefetch=prefetch, pin_memory=pin_memory)
 
 
+class HostBufferPool:
+    """Unpinned batch buffers, each reused once no tensor views it any more (no fresh pages to fault in
+    and zero for every batch). Pinned buffers come from CUDA's caching host allocator instead."""
+
+    def __init__(self, max_buffers: int = 16):
+        self.max_buffers = int(max_buffers)
+        self._arrays: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def get(self, shape: tuple[int, ...], pin_memory: bool = False) -> torch.Tensor:
+        if pin_memory:
+            return host_buffer(shape, pin_memory=True)
+        shape = tuple(int(s) for s in shape)
+        with self._lock:
+            for arr in self._arrays:
+                # references: this list, the loop variable, getrefcount's argument; a live tensor adds one
+                if arr.shape == shape and sys.getrefcount(arr) == 3:
+                    return torch.from_numpy(arr)
+            arr = _host_array(shape)
+            if len(self._arrays) < self.max_buffers:
+                self._arrays.append(arr)
+            return torch.from_numpy(arr)  # the tensor holds a reference to the array while it lives
+
+
 def host_buffer(shape: tuple[int, ...], pin_memory: bool = False) -> torch.Tensor:
     """An uninitialised uint8 host tensor: pinned, or else backed by transparent huge pages where the
     kernel offers them (a fresh 37 MB batch then costs a few page faults instead of ~9,000)."""
     if pin_memory:
         return torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+    return torch.from_numpy(_host_array(shape))
+
+
+def _host_array(shape: tuple[int, ...]) -> np.ndarray:
     nbytes = int(np.prod(shape))
     if nbytes < 1 << 21 or not hasattr(mmap, "MADV_HUGEPAGE"):
-        return torch.empty(shape, dtype=torch.uint8)
+        return np.empty(shape, np.uint8)
     buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         buf.madvise(mmap.MADV_HUGEPAGE)
     except OSError:
         pass
-    return torch.from_numpy(np.frombuffer(buf, dtype=np.uint8).reshape(shape))  # the array keeps the map alive
+    return np.frombuffer(buf, dtype=np.uint8).reshape(shape)  # the array keeps the map alive
