@@ -207,7 +207,12 @@ class PackedFrameCache:
 
     def _store(self, gid: int, frame: np.ndarray) -> None:
         fd = self._open()
-        os.pwrite(fd, np.ascontiguousarray(frame, dtype=np.uint8).data, self.data_offset + gid * self.frame_bytes)
+        try:
+            os.pwrite(fd, np.ascontiguousarray(frame, dtype=np.uint8).data, self.data_offset + gid * self.frame_bytes)
+        except OSError as exc:
+            full = (self.data_offset + self.num_frames * self.frame_bytes) / 2**30
+            raise DatasetError(f"frame cache file {self.path} cannot be written ({exc.strerror or exc}); "
+                               f"it needs {full:.1f} GiB once full") from exc
         self._flags[gid] = 1  # flag after data: a reader that sees the flag sees the frame
 
     # ------------------------------------------------------------------ cold pass
