@@ -18,7 +18,8 @@ on a shared machine changes far less than wall time; wall rates are printed besi
   again with the loader's ``--workers`` threads, with ``--workers`` processes
   (``PackedFrameCache.fill_parallel``) and, on CUDA, with nvjpeg (``fill_with_torchvision``);
 - warm: the same batches again from the cache (target >= 10,000 frames/s per worker core), in one
-  thread and through the loader's ``--workers`` threads;
+  thread and through the loader's ``--workers`` threads, and the CPU-augmentation path on the
+  first ``--cpu-batches`` of them (float clips, frames from its in-memory cache) for the ratio;
 - on CUDA: end-to-end training frames/s (loader + device augmentation + FGRA step, ResNet-50,
   256x128, P16 x K4 x 6, bf16, channels-last) against the same FGRA step alone on a batch already on
   the GPU (bench_model's step); target ratio >= 0.8.
@@ -70,6 +71,7 @@ def _parse(argv=None):
     ap.add_argument("--cold-frames", type=int, default=3000, help="frames decoded in the measured cold pass")
     ap.add_argument("--warm-batches", type=int, default=40, help="batches read in the warm pass (batches of the cold pass, then more)")
     ap.add_argument("--warm-repeats", type=int, default=3, help="warm passes over those batches (the median is printed)")
+    ap.add_argument("--cpu-batches", type=int, default=4, help="batches timed on the CPU-augmentation path, for the ratio")
     ap.add_argument("--workers", type=int, default=2, help="loader worker processes for the multi-worker measurements")
     ap.add_argument("--P", type=int, default=16)
     ap.add_argument("--K", type=int, default=4)
@@ -201,6 +203,17 @@ def main(argv=None) -> int:
     print(f"  one worker (this process, one thread): {warm:,.0f} frames/s wall, {warm_cpu:,.0f} frames per CPU-second "
           f"(target >= 10,000 per worker core); the clip draws alone: {draws:,.0f} frames/s")
     print(f"  warm / cold = {warm_cpu / cold_rate:.1f} (frames per CPU-second)")
+    # the CPU-augmentation path on the same batches, warm (frames in its per-process cache), one thread
+    cpu_keys = keys[:args.cpu_batches]
+    for k in cpu_keys:
+        for key in k:
+            cpu_loader.dataset[key]  # decode into the CPU path's frame cache (not timed)
+    c0 = time.process_time()
+    for k in cpu_keys:
+        torch.stack([cpu_loader.dataset[key][0] for key in k])
+    cpu_path = len(cpu_keys) * per_batch / (time.process_time() - c0)
+    print(f"  CPU-augmentation path, warm, one thread ({len(cpu_keys)} batches): {cpu_path:,.0f} frames per CPU-second; "
+          f"device path / CPU path = {warm_cpu / cpu_path:.1f}")
     if args.workers > 0:
         loader = DeviceTrainLoader(batches, keys, num_workers=args.workers, pin_memory=pin_memory_for(device))
         t0, c0 = time.perf_counter(), time.process_time()
