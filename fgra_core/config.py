@@ -63,7 +63,7 @@ class DataConfig:
     cache_memory_gb: float = 2.0  # bound of each process's in-memory frame cache when cache_dir is unset
     random_erasing: float = 0.5
     flip: float = 0.5
-    augment_on: Literal["auto", "cpu", "device"] = "auto"  # auto: on the device when it is CUDA (uint8 batches, fgra_core/data/device_loader.py)
+    augment_on: Literal["auto", "cpu", "device"] = "auto"  # auto: on a CUDA device when frames are in memory or cache_dir is set (fgra_core/data/device_loader.py)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 

@@ -102,6 +102,24 @@ def test_builder_choice_and_pinning(tmp_path, monkeypatch):
     assert not isinstance(loader, DeviceTrainLoader) and loader.pin_memory is True
 
 
+def test_builder_on_path_frames_uses_the_packed_cache(tmp_path, mars_mini, monkeypatch):
+    cfg = load_config(tiny_run(tmp_path / "run", data={"dataset": "mars", "root": str(mars_mini),
+                                                       "height": 256, "width": 128}))
+    data = build_data(cfg)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    # CUDA, no cache_dir: the CPU path (its worker processes decode in parallel)
+    assert not isinstance(build_train_loader_for(cfg, data, DistInfo(), "cuda"), DeviceTrainLoader)
+    monkeypatch.undo()
+    cfg.data.cache_dir = str(tmp_path / "cache")
+    cfg.data.augment_on = "device"
+    loader = build_train_loader_for(cfg, data, DistInfo(), "cpu")
+    assert isinstance(loader, DeviceTrainLoader) and loader.dataset.packed is not None
+    assert loader.dataset.packed.num_frames == sum(len(t) for t in data.dataset.train)
+    loader.set_epoch(0)
+    frames, params, pids, _ = next(iter(loader))
+    assert frames.shape == (6, 3, 256, 128, 3) and params.shape == (6, 7)
+
+
 def test_unknown_augment_on_is_a_config_error(tmp_path):
     from fgra_core.errors import ConfigError
     with pytest.raises(ConfigError, match="data.augment_on: expected one of 'auto', 'cpu', 'device', got 'gpu'"):

@@ -67,6 +67,8 @@ def test_params_round_trip_and_shape_errors():
 
 def test_resolve_augment_on_and_pinning():
     assert resolve_augment_on("auto", "cuda") == "device"
+    assert resolve_augment_on("auto", "cuda", frames_shared=False) == "cpu"  # no cache_dir: worker processes decode
+    assert resolve_augment_on("device", "cuda", frames_shared=False) == "device"
     assert resolve_augment_on("auto", "cpu") == "cpu"
     assert resolve_augment_on("device", "cpu") == "device"
     with pytest.raises(ValueError, match="data.augment_on must be one of auto, cpu, device, got 'gpu'"):

@@ -40,12 +40,14 @@ def tensor_to_params(table: torch.Tensor) -> list[ClipParams]:
     return out
 
 
-def resolve_augment_on(setting: str, device: torch.device | str) -> str:
-    """``'cpu'`` or ``'device'``: ``auto`` augments on the device when it is a CUDA device."""
+def resolve_augment_on(setting: str, device: torch.device | str, frames_shared: bool = True) -> str:
+    """``'cpu'`` or ``'device'``: ``auto`` augments on the device when it is a CUDA device and the
+    decoded frames are shared by the loader's threads (frames in memory, or a ``data.cache_dir``);
+    without a cache folder the CPU path's worker processes decode in parallel, so it stays."""
     if setting not in AUGMENT_ON:
         raise ValueError(f"data.augment_on must be one of {', '.join(AUGMENT_ON)}, got {setting!r}")
     if setting == "auto":
-        return "device" if torch.device(device).type == "cuda" else "cpu"
+        return "device" if torch.device(device).type == "cuda" and frames_shared else "cpu"
     return setting
 
 

@@ -16,7 +16,7 @@ from ..data.registry import build_dataset
 from ..data.records import VideoDataset
 from ..losses import FGRALoss
 from ..models.fgra import FGRA
-from .distributed import DistInfo
+from .distributed import DistInfo, barrier
 
 
 @dataclass
@@ -72,20 +72,27 @@ def build_optimizer(cfg: RunConfig, model: torch.nn.Module, criterion: torch.nn.
 def build_train_loader_for(cfg: RunConfig, data: RunData, dinfo: DistInfo, device: torch.device | str = "cpu"):
     """The CPU-augmentation loader, or its uint8 twin when ``data.augment_on`` resolves to the device."""
     loader = _build_cpu_train_loader(cfg, data, dinfo, pin_memory_for(device))
-    if resolve_augment_on(cfg.data.augment_on, device) == "cpu":
+    shared = bool(cfg.data.cache_dir) or loader.dataset.tracklets[0].in_memory
+    if resolve_augment_on(cfg.data.augment_on, device, frames_shared=shared) == "cpu":
         return loader
-    return device_loader_for(cfg, loader, device)
+    return device_loader_for(cfg, loader, device, dinfo)
 
 
-def device_loader_for(cfg: RunConfig, loader, device: torch.device | str):
+def device_loader_for(cfg: RunConfig, loader, device: torch.device | str, dinfo: DistInfo | None = None):
     """Uint8 batches for the device; with ``data.cache_dir`` frames come from the packed cache,
-    decoded ahead of training with nvjpeg when the device is CUDA (else by the loader workers)."""
+    decoded ahead of training with nvjpeg when the device is CUDA (by the first process; else by
+    the loader's threads as they meet them)."""
     packed = None
     tracklets = loader.dataset.tracklets
+    dinfo = dinfo if dinfo is not None else DistInfo()
     if cfg.data.cache_dir and not tracklets[0].in_memory:
-        packed = PackedFrameCache(tracklets, cfg.data.cache_dir)
-        if torch.device(device).type == "cuda" and torch.cuda.is_available() and len(packed.missing()):
-            packed.fill_with_torchvision(device, progress=True)
+        if dinfo.is_main:  # one process creates and fills the shared file
+            packed = PackedFrameCache(tracklets, cfg.data.cache_dir)
+            if torch.device(device).type == "cuda" and torch.cuda.is_available() and len(packed.missing()):
+                packed.fill_with_torchvision(device, progress=True)
+        barrier(dinfo)
+        if packed is None:
+            packed = PackedFrameCache(tracklets, cfg.data.cache_dir)
     return device_loader_from(loader, packed, pin_memory=pin_memory_for(device))
 
 
