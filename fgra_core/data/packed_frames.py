@@ -286,11 +286,15 @@ class PackedFrameCache:
                     images = decode_jpeg(datas, mode=ImageReadMode.RGB, device=device)
                 except RuntimeError:  # one bad file: decode one by one to name it
                     images = [self._decode_one(d, p, device) for d, (_, _, _, p) in zip(datas, jpeg)]
-                for (g, _, _, _), img in zip(jpeg, images):
+                sized = []
+                for img in images:
                     if tuple(img.shape[-2:]) != (self.height, self.width):
                         img = F.interpolate(img[None].float(), size=(self.height, self.width), mode="bilinear",
                                             align_corners=False, antialias=True)[0].round().clamp(0, 255).byte()
-                    self._store(g, img.permute(1, 2, 0).cpu().numpy())
+                    sized.append(img)
+                host = torch.stack(sized).permute(0, 2, 3, 1).contiguous().cpu().numpy()  # one copy back
+                for (g, _, _, _), frame in zip(jpeg, host):
+                    self._store(g, frame)
                     self.decoded += 1
             for g, t, i, _ in other:
                 self._decode_store(t, i)
