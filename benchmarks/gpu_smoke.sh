@@ -15,6 +15,12 @@ $py benchmarks/bench_model.py --device cuda 2>&1 | tee "$out/bench_model.txt"
 $py benchmarks/bench_model.py --device cuda --amp --channels-last --skip-gam 2>&1 | tee "$out/bench_model_amp.txt"
 $py benchmarks/bench_eval.py --device cuda --model fgra 2>&1 | tee "$out/bench_eval.txt"
 $py benchmarks/bench_metrics.py 2>&1 | tee "$out/bench_metrics.txt"
+# loader at MARS scale (a tree of links to mars-mini) and end-to-end training against the step alone
+mars_tmp=$(mktemp -d)
+$py benchmarks/make_mars_scale.py "$mars_tmp/mars" 2>&1 | tail -1 | tee "$out/make_mars_scale.txt"
+$py benchmarks/bench_loader.py --root "$mars_tmp/mars" --cache-dir "$mars_tmp/cache" --device cuda --workers 8 \
+  2>&1 | tee "$out/bench_loader.txt"
+rm -rf "$mars_tmp"
 $py -m fgra_core.train --no-progress \
   --set run_dir="$out/resnet50-smoke" --set resume=false --set device=cuda \
   --set data.dataset=synthetic --set data.height=256 --set data.width=128 --set data.seq_len=6 \

@@ -66,6 +66,7 @@ class DataConfig:
     random_erasing: float = 0.5
     flip: float = 0.5
     feature_cache_dir: str = "results/cache/trunk"  # head regime: trunk feature maps, shared by runs
+    augment_on: Literal["auto", "cpu", "device"] = "auto"  # auto: on a CUDA device when frames are in memory or cache_dir is set (fgra_core/data/device_loader.py)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 

@@ -64,16 +64,21 @@ class TrainClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.tracklets)
 
-    def __getitem__(self, item):
+    def clip_draw(self, item) -> tuple[int, np.ndarray, torch.Generator]:
+        """The random choices of item (or key): tracklet index, frame indices, and the generator
+        from which the transform draws the clip's parameters (shared by the device-augmentation path)."""
         if isinstance(item, (tuple, list)):
             index, epoch, draw = (int(v) for v in item)
         else:
             index, epoch, draw = int(item), self.epoch, 0
-        t = self.tracklets[index]
         rng = np.random.default_rng([self.seed, epoch, index, draw])
-        idx = train_indices(len(t), self.seq_len, self.sample_mode, rng)
+        idx = train_indices(len(self.tracklets[index]), self.seq_len, self.sample_mode, rng)
+        return index, idx, torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+
+    def __getitem__(self, item):
+        index, idx, g = self.clip_draw(item)
+        t = self.tracklets[index]
         frames = load_frames(t, self.cache, idx)
-        g = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
         clip = self.transform(frames, g)
         return clip, t.pid, t.camid
 

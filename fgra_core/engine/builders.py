@@ -6,14 +6,17 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..config import RunConfig
+from ..data.device_loader import device_loader_from
+from ..data.device_transforms import pin_memory_for, resolve_augment_on
 from ..data.frames import FrameCache
+from ..data.packed_frames import PackedFrameCache
 from ..data.loaders import build_train_loader
 from ..data.transforms import ClipTransform
 from ..data.registry import build_dataset
 from ..data.records import VideoDataset
 from ..losses import FGRALoss
 from ..models.fgra import FGRA
-from .distributed import DistInfo
+from .distributed import DistInfo, barrier
 
 
 @dataclass
@@ -67,10 +70,38 @@ def build_optimizer(cfg: RunConfig, model: torch.nn.Module, criterion: torch.nn.
     return torch.optim.Adam(groups)
 
 
-def build_train_loader_for(cfg: RunConfig, data: RunData, dinfo: DistInfo):
+def build_train_loader_for(cfg: RunConfig, data: RunData, dinfo: DistInfo, device: torch.device | str = "cpu"):
+    """The CPU-augmentation loader, or its uint8 twin when ``data.augment_on`` resolves to the device."""
+    loader = _build_cpu_train_loader(cfg, data, dinfo, pin_memory_for(device))
+    shared = bool(cfg.data.cache_dir) or loader.dataset.tracklets[0].in_memory
+    if resolve_augment_on(cfg.data.augment_on, device, frames_shared=shared) == "cpu":
+        return loader
+    return device_loader_for(cfg, loader, device, dinfo)
+
+
+def device_loader_for(cfg: RunConfig, loader, device: torch.device | str, dinfo: DistInfo | None = None):
+    """Uint8 batches for the device; with ``data.cache_dir`` frames come from the packed cache,
+    decoded ahead of training with nvjpeg when the device is CUDA (by the first process; else by
+    the loader's threads as they meet them)."""
+    packed = None
+    tracklets = loader.dataset.tracklets
+    dinfo = dinfo if dinfo is not None else DistInfo()
+    if cfg.data.cache_dir and not tracklets[0].in_memory:
+        if dinfo.is_main:  # one process creates and fills the shared file
+            packed = PackedFrameCache(tracklets, cfg.data.cache_dir)
+            if torch.device(device).type == "cuda" and torch.cuda.is_available() and len(packed.missing()):
+                packed.fill_with_torchvision(device, progress=True)
+        barrier(dinfo)
+        if packed is None:
+            packed = PackedFrameCache(tracklets, cfg.data.cache_dir)
+    return device_loader_from(loader, packed, pin_memory=pin_memory_for(device))
+
+
+def _build_cpu_train_loader(cfg: RunConfig, data: RunData, dinfo: DistInfo, pin_memory: bool):
     d, t = cfg.data, cfg.train
     return build_train_loader(
         data.dataset, seq_len=d.seq_len, P=t.P, K=t.K, height=d.height, width=d.width,
         num_workers=d.num_workers, seed=t.seed, rank=dinfo.rank, world_size=dinfo.world_size,
         sample_mode=d.sample_mode, cache_dir=d.cache_dir, cache_max_bytes=_cache_bytes(cfg),
-        transform=ClipTransform(d.height, d.width, train=True, flip_p=d.flip, erase_p=d.random_erasing))
+        transform=ClipTransform(d.height, d.width, train=True, flip_p=d.flip, erase_p=d.random_erasing),
+        pin_memory=pin_memory)

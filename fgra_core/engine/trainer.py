@@ -19,6 +19,7 @@ from ..config import RunConfig, dump_config, load_config, to_dict
 from ..errors import ConfigError, FGRAError, RunLockedError, StorageError, TrainingDivergedError
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, json_line, remove_stale_temps
 from ..locks import hold_run
+from ..data.device_transforms import to_device_batch
 from . import checkpoint as ckpt_lib
 from . import run_record
 from .convergence import convergence
@@ -60,14 +61,11 @@ def train_one_epoch(model, criterion, loader, optimizer, scaler, device, *, epoc
     n = 0
     total = iters if iters is not None else len(loader)
     bar = tqdm(total=total, desc=f"epoch {epoch + 1}", leave=False, disable=not show_progress or not dinfo.is_main)
-    for step, (clips, pids, _cams) in enumerate(loader):
+    for step, batch in enumerate(loader):
         if iters is not None and step >= iters:
             break
-        clips = clips.to(device, non_blocking=True)
-        pids = pids.to(device, non_blocking=True)
-        if channels_last:
-            b, t = clips.shape[:2]
-            clips = clips.flatten(0, 1).contiguous(memory_format=torch.channels_last).unflatten(0, (b, t))
+        # CPU-augmented clips, or uint8 frames + per-clip parameters augmented on the device
+        clips, pids = to_device_batch(batch, device, getattr(loader, "device_transform", None), channels_last)
         with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
             out = model(clips)
             loss, parts = criterion(out, pids)
@@ -229,7 +227,7 @@ def _train(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_ep
             criterion.load_state_dict(state["extra"]["criterion"])
         ckpt_lib.set_rng_state(state["rng"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
-    loader = build_train_loader_for(cfg, data, dinfo)
+    loader = build_train_loader_for(cfg, data, dinfo, device)
     _check_batches(loader, start_epoch, cfg, data, dinfo)
     if dinfo.is_main:
         # written once the request is known to fit the folder's checkpoint (a refusal writes nothing);
