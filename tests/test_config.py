@@ -50,7 +50,7 @@ def test_yaml_round_trip(tmp_path):
         ({"train.P": 1}, "train.P (identities per batch) must be at least 2"),
         ({"data.dataset": "mars"}, "data.root is required for dataset 'mars'"),
         ({"eval.protocol": "official"}, "protocol 'official' is the MARS evaluation kit's protocol"),
-        ({"model.variant": 9}, "model.variant must be a Table-2 row 1..8, got 9"),
+        ({"model.variant": 9}, "model.variant must be a Table-2 row 1..8 (or 0, the untrained trunk), got 9"),
     ],
 )
 def test_bad_values_name_the_setting(override, fragment):
