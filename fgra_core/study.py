@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import itertools
 import json
 import os
@@ -444,6 +445,52 @@ def papermill_aggregate(name: str, params: dict, *, notebooks_dir: Path, out_pat
                         extra_arguments=KERNEL_ARGS)
 
 
+def execute_one(spec: RunSpec, *, run_fn: Callable[[RunSpec], Any], project_dir: str | os.PathLike) -> str | None:
+    """Run one pending run with ``run_fn``; ``None`` when it finished, else the error (recorded in
+    its status.json). Top-level, so that executors can run it in other processes or Slurm jobs."""
+    rd = Path(spec.params["run_dir"])
+    rd = rd if rd.is_absolute() else Path(project_dir) / rd
+    t0 = time.time()
+    try:
+        run_fn(spec)
+        if not is_finished(rd):
+            raise RuntimeError(f"the run ended without a finished results.json in {rd}")
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a failed run is recorded and the study goes on
+        return record_failure(rd, spec, exc, time.time() - t0)["error"]
+    atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id,
+                                           "finished_at": _now(), "seconds": round(time.time() - t0, 1),
+                                           "groups": spec.groups, "params": spec.params})
+    return None
+
+
+def torchrun_then(spec: RunSpec, *, nproc: int, project_dir: str | os.PathLike, run_fn: Callable[[RunSpec], Any]) -> None:
+    """A multi-GPU run: train it with ``torchrun --nproc_per_node nproc`` (DistributedDataParallel),
+    then ``run_fn`` (the notebook), which finds the run finished (the same settings and run folder),
+    neither trains nor evaluates it again, and draws the run's figures from its records."""
+    import subprocess
+
+    cfg = build_config(spec.params)
+    rd = Path(cfg.run_dir) if Path(cfg.run_dir).is_absolute() else Path(project_dir) / cfg.run_dir
+    rd.mkdir(parents=True, exist_ok=True)
+    from .config import dump_config
+
+    launch = rd / "torchrun_config.yaml"
+    from .io import atomic_write_text
+
+    atomic_write_text(launch, dump_config(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}",
+           "-m", "fgra_core.train", "--config", str(launch), "--no-progress"]
+    with open(rd / "run.log", "a", encoding="utf-8") as log:
+        log.write(f"--- {_now()} {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.run(cmd, cwd=str(project_dir), stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"torchrun training of {spec.run_id} ended with status {proc.returncode} (log: {rd / 'run.log'})")
+    run_fn(spec)
+
+
 @dataclass
 class StudyReport:
     plan: str
@@ -478,7 +525,7 @@ class Study:
                  extra: dict | None = None, environ: dict | None = None, smoke: bool = False,
                  num_threads: int = 0, response_maps: int = 1, show_progress: bool = True,
                  jobs: int | None = None, run_fn: Callable[[RunSpec], Any] | None = None,
-                 aggregate_fn: Callable[[str, dict, Path], Any] | None = None):
+                 aggregate_fn: Callable[[str, dict, Path], Any] | None = None, executor=None):
         self.plan = plan if isinstance(plan, Plan) else load_plan(plan)
         self.project_dir = Path(project_dir).resolve()
         p = self.project_dir
@@ -500,8 +547,10 @@ class Study:
                                 show_progress=show_progress, num_threads=num_threads,
                                 response_maps=response_maps, smoke=smoke)
         self.smoke = smoke
-        self.run_fn = run_fn or (lambda spec: papermill_run(spec, notebooks_dir=self.notebooks_dir,
-                                                            project_dir=self.project_dir))
+        # a partial of a top-level function: picklable, for the executors that run it in other processes
+        self.run_fn = run_fn or functools.partial(papermill_run, notebooks_dir=self.notebooks_dir,
+                                                  project_dir=self.project_dir)
+        self.executor = executor   # fgra_core.executors.Executor; None: LocalExecutor(jobs)
         self.aggregate_fn = aggregate_fn or (lambda name, params, out: papermill_aggregate(
             name, params, notebooks_dir=self.notebooks_dir, out_path=out, project_dir=self.project_dir))
 
@@ -543,20 +592,7 @@ class Study:
     # ----------------------------------------------------------------- runs
     def _execute_one(self, spec: RunSpec) -> str | None:
         """Run one pending run; ``None`` when it finished, else the error (recorded in status.json)."""
-        rd = self.run_dir(spec)
-        t0 = time.time()
-        try:
-            self.run_fn(spec)
-            if not is_finished(rd):
-                raise RuntimeError(f"the run ended without a finished results.json in {rd}")
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # a failed run is recorded and the study goes on
-            return record_failure(rd, spec, exc, time.time() - t0)["error"]
-        atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id,
-                                               "finished_at": _now(), "seconds": round(time.time() - t0, 1),
-                                               "groups": spec.groups, "params": spec.params})
-        return None
+        return execute_one(spec, run_fn=self.run_fn, project_dir=self.project_dir)
 
     def execute_runs(self, report: StudyReport) -> None:
         """Every run that is not finished yet, ``jobs`` at a time, under one progress bar."""
@@ -580,27 +616,17 @@ class Study:
                 bar.write(f"run {spec.run_id} failed: {error} (details in {self.run_dir(spec) / 'status.json'})")
             bar.update(1)
 
-        if self.jobs <= 1:
-            for spec in pending:
-                bar.set_postfix_str(spec.run_id, refresh=True)
-                done(spec, self._execute_one(spec))
-        else:
-            from concurrent.futures import ThreadPoolExecutor, as_completed
+        from .executors import LocalExecutor
 
-            # each run is its own kernel process; the threads only wait for them
-            with ThreadPoolExecutor(self.jobs) as pool:
-                futures = {pool.submit(self._execute_one, spec): spec for spec in pending}
-                try:
-                    for fut in as_completed(futures):
-                        spec = futures[fut]
-                        bar.set_postfix_str(spec.run_id, refresh=True)
-                        done(spec, fut.result())
-                except BaseException:
-                    for fut in futures:
-                        fut.cancel()
-                    raise
-            order = {spec.run_id: i for i, spec in enumerate(self.runs)}
-            report.finished.sort(key=order.get)
+        # local threads (each run is its own kernel process; the threads only wait), one run per GPU,
+        # or Slurm jobs: the executor gets a picklable top-level function of one run
+        executor = self.executor or LocalExecutor(self.jobs)
+        fn = functools.partial(execute_one, run_fn=self.run_fn, project_dir=self.project_dir)
+        for spec, error in executor.map(fn, pending):
+            bar.set_postfix_str(spec.run_id, refresh=True)
+            done(spec, error)
+        order = {spec.run_id: i for i, spec in enumerate(self.runs)}
+        report.finished.sort(key=order.get)
         bar.close()
         self.write_manifest(self.states())
 
@@ -707,8 +733,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-aggregates", action="store_true", help="only the runs")
     parser.add_argument("--aggregates-only", action="store_true", help="only the aggregate notebooks")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cost = parser.add_argument_group("cost estimate (works without the datasets; nothing runs)")
+    cost.add_argument("--estimate", action="store_true",
+                      help="print runs, epochs, iterations, frames and GPU-hours per dataset and in total, then stop")
+    cost.add_argument("--frames-per-s", type=float, default=None, metavar="X",
+                      help="training frames/s of one GPU (default: the measured H100 rate, benchmarks/README.md)")
+    cost.add_argument("--eval-frames-per-s", type=float, default=None, metavar="X",
+                      help="evaluation frames/s of one GPU (default: the measured H100 rate)")
+    disp = parser.add_argument_group("dispatch (docs: README 'Paper scale: cost and dispatch')")
+    disp.add_argument("--executor", default="local", help="local (this machine, default) or slurm (through submitit)")
+    disp.add_argument("--gpus", default=None, metavar="I,J,...",
+                      help="local: one run per listed GPU at a time (e.g. --gpus 0,1,2,3)")
+    disp.add_argument("--partition", default=None, help="Slurm partition")
+    disp.add_argument("--time", default=None, help="Slurm time limit per run: minutes or [D-]HH:MM[:SS] (default 24 h)")
+    disp.add_argument("--gpus-per-run", type=int, default=None,
+                      help="Slurm: GPUs per run (default 1; more: DistributedDataParallel through torchrun in the job)")
+    disp.add_argument("--cpus-per-run", type=int, default=None, help="Slurm: CPUs per run (default 8)")
+    disp.add_argument("--mem-gb", type=float, default=None, help="Slurm: memory per run in GB")
+    disp.add_argument("--max-parallel", type=int, default=None,
+                      help="Slurm: one job array with at most this many runs at once")
+    disp.add_argument("--account", default=None, help="Slurm account")
+    disp.add_argument("--qos", default=None, help="Slurm quality of service")
+    disp.add_argument("--slurm-cluster", default="slurm", choices=SUBMITIT_CLUSTERS_CLI,
+                      help="slurm (default); local or debug run the same jobs on this machine through submitit")
     args = parser.parse_args(argv)
+    if args.estimate:
+        return _estimate_main(args)
+    from .executors import make_executor
+
+    slurm_opts = {k: getattr(args, k) for k in ("partition", "time", "gpus_per_run", "cpus_per_run", "mem_gb",
+                                                 "max_parallel", "account", "qos")}
     try:
+        executor = make_executor(
+            args.executor, jobs=1, gpus=args.gpus, slurm=slurm_opts, cluster=args.slurm_cluster,
+            folder=Path(args.project_dir) / "results" / "runs" / AGGREGATE_DIR / "slurm")
         study = Study(args.plan, project_dir=args.project_dir, data_roots=_parse_roots(args.data_root),
                       extra=parse_assignments(args.overrides), num_threads=args.threads,
                       jobs=None if args.jobs is None else _jobs(args.jobs if args.jobs == "auto" else _int(args.jobs), "--jobs"),
@@ -716,6 +774,14 @@ def main(argv: list[str] | None = None) -> int:
     except FGRAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.executor == "local" and args.gpus is None:
+        executor = None   # the plan's / --jobs' side-by-side runs
+    else:
+        study.executor = executor
+        gpus_per_run = getattr(getattr(executor, "options", None), "gpus_per_run", 1)
+        if gpus_per_run > 1:
+            study.run_fn = functools.partial(torchrun_then, nproc=gpus_per_run, project_dir=study.project_dir,
+                                             run_fn=study.run_fn)
     if args.list:
         states = study.states()
         print(f"plan {study.plan.name} ({study.plan.source}): {len(study.runs)} runs")
@@ -724,6 +790,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = StudyReport(plan=study.plan.name)
     t0 = time.time()
+    if executor is not None and not args.aggregates_only:
+        print(f"runs on: {executor.describe()}")
     try:
         if not args.aggregates_only:
             study.execute_runs(report)
@@ -739,6 +807,41 @@ def main(argv: list[str] | None = None) -> int:
     report.seconds = time.time() - t0
     print(report.summary())
     return 0 if report.ok else 1
+
+
+SUBMITIT_CLUSTERS_CLI = ("slurm", "local", "debug")
+
+
+def _estimate_main(args) -> int:
+    """``--estimate``: the plan's runs and what they cost, from known dataset statistics (no data read)."""
+    from .estimate import MEASURED_EVAL_FPS, MEASURED_TRAIN_FPS, check_throughput, estimate_runs, format_estimate
+
+    try:
+        train_fps = check_throughput(args.frames_per_s, "--frames-per-s")
+        eval_fps = check_throughput(args.eval_frames_per_s, "--eval-frames-per-s")
+        plan = load_plan(args.plan)
+        cli_roots = _parse_roots(args.data_root)
+        roots = {ds: cli_roots.get(ds) or spec.get("root") for ds, spec in plan.datasets.items()}
+        extra = parse_assignments(args.overrides)
+        runs = expand_plan(plan, roots=roots, extra=extra, show_progress=False)
+        alt_extra = {**extra, "train.epoch": "groups"}
+        alt = expand_plan(plan, roots=roots, extra=alt_extra, show_progress=False)
+        gpus = len(args.gpus.split(",")) if args.gpus else None
+    except (FGRAError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        costs = estimate_runs((s.run_id, build_config(s.params)) for s in runs)
+        alt_costs = estimate_runs((s.run_id, build_config(s.params)) for s in alt)
+    except KeyError as exc:
+        print(f"error: plan {plan.name}: {exc.args[0]}", file=sys.stderr)
+        return 2
+    different = any(a.iterations != b.iterations for a, b in zip(costs, alt_costs))
+    print(format_estimate(plan.name, costs, train_fps=train_fps or MEASURED_TRAIN_FPS,
+                          eval_fps=eval_fps or MEASURED_EVAL_FPS, measured=train_fps is None,
+                          alt_costs=alt_costs if different else None,
+                          alt_label="the every-group epoch (--set train.epoch=groups)", gpus=gpus), end="")
+    return 0
 
 
 if __name__ == "__main__":

@@ -72,4 +72,5 @@ def build_train_loader_for(cfg: RunConfig, data: RunData, dinfo: DistInfo):
         data.dataset, seq_len=d.seq_len, P=t.P, K=t.K, height=d.height, width=d.width,
         num_workers=d.num_workers, seed=t.seed, rank=dinfo.rank, world_size=dinfo.world_size,
         sample_mode=d.sample_mode, cache_dir=d.cache_dir, cache_max_bytes=_cache_bytes(cfg),
-        transform=ClipTransform(d.height, d.width, train=True, flip_p=d.flip, erase_p=d.random_erasing))
+        transform=ClipTransform(d.height, d.width, train=True, flip_p=d.flip, erase_p=d.random_erasing),
+        epoch=t.epoch)
