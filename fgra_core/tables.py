@@ -22,6 +22,15 @@ METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP")
 LABELS = {"rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10", "rank20": "rank-20", "mAP": "mAP"}
 DATASET_NAMES = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID-2011", "synthetic": "synthetic"}
 DASH = "—"
+# runs on generated identity splits (a dataset's own split file absent) cannot be set beside published numbers
+NOT_COMPARABLE = "generated splits: not comparable with published numbers"
+MARK = "†"
+
+
+def not_comparable(dataset: str, split_source: str) -> bool:
+    """Whether rows of ``dataset`` come from generated splits of a dataset that has published
+    numbers (the synthetic set is always generated, and has none)."""
+    return dataset != "synthetic" and "generated" in str(split_source or "")
 
 
 def variant_name(index: int) -> str:
@@ -73,6 +82,7 @@ def _row(result: dict, run_id: str) -> dict:
         "eval_time_s": result.get("eval_time_s"),
         "device": result.get("device"),
         "run_dir": result.get("run_dir"),
+        "split_source": (result.get("dataset_info") or {}).get("split_source", ""),
     }
     for m in METRICS:
         value = metrics.get(m)
@@ -104,7 +114,7 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
         rows.append(row)
     cols = ["run_id", "dataset", "split_id", "variant", "backbone", "seq_len", "num_regions", "epochs", "seed",
             "misalignment", "height", "width", "weights", "data", "protocol", "ap_form", "num_queries", "num_valid",
-            "train_time_s", "eval_time_s", "device", "run_dir", *METRICS, "groups"]
+            "train_time_s", "eval_time_s", "device", "run_dir", "split_source", *METRICS, "groups"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -133,6 +143,8 @@ def _aggregate(df: pd.DataFrame, keys: list[str], metrics: Iterable[str] = METRI
     out["protocol"] = g["protocol"].agg(lambda s: "/".join(sorted({str(x) for x in s})))
     if "data" in df.columns:
         out["data"] = g["data"].agg(lambda s: "/".join(sorted({str(x) for x in s if x})))
+    if "split_source" in df.columns:
+        out["split_source"] = g["split_source"].agg(lambda s: "/".join(sorted({str(x) for x in s if x})))
     return out.reset_index()
 
 
@@ -157,7 +169,9 @@ def table2(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
                         out.at[i, f"{m}_paper"] = p.loc[key, m]
     for m in ("rank1", "rank5", "mAP"):
         out[f"{m}_diff"] = out[m] - out[f"{m}_paper"]
-    cols = ["dataset", "variant", "method", "splits", "queries", "protocol", "data"]
+    if "split_source" not in out.columns:
+        out["split_source"] = ""
+    cols = ["dataset", "variant", "method", "splits", "queries", "protocol", "data", "split_source"]
     for m in ("rank1", "rank5", "mAP"):
         cols += [m, f"{m}_std", f"{m}_paper", f"{m}_diff"]
     return out[cols]
@@ -233,7 +247,8 @@ def table1(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
     for ds in datasets:
         o = ours[ours["dataset"] == ds].iloc[0]
         pr = paper_rows.get(ds, {})
-        base = {"dataset": ds, "protocol": o["protocol"], "ap_form": recipe[ds]["ap_form"], "splits": int(o["splits"])}
+        base = {"dataset": ds, "protocol": o["protocol"], "ap_form": recipe[ds]["ap_form"], "splits": int(o["splits"]),
+                "split_source": o.get("split_source", "")}
         if pr:
             out.append({**base, "row": "paper (FGRA)", **{m: pr.get(m, math.nan) for m in METRICS},
                         "protocol": "not stated", "ap_form": "", "splits": math.nan,
@@ -241,7 +256,7 @@ def table1(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
         out.append({**base, "row": "ours", **{m: o[m] for m in METRICS}, "recipe": recipe[ds]["recipe"]})
         if pr:  # the paper has no numbers for the synthetic set
             out.append({**base, "row": "ours - paper", **{m: o[m] - pr.get(m, math.nan) for m in METRICS}, "recipe": ""})
-    cols = ["dataset", "row", *METRICS, "protocol", "ap_form", "splits", "recipe"]
+    cols = ["dataset", "row", *METRICS, "protocol", "ap_form", "splits", "split_source", "recipe"]
     return pd.DataFrame(out, columns=cols)
 
 
@@ -310,6 +325,8 @@ def table2_markdown(t2: pd.DataFrame) -> str:
         if q and not math.isnan(q):
             head += f", {q:.0f} queries: one query is {100 / q:.1f} points of rank-1"
         head += ")" if has_paper else "; the paper has no numbers for this set)"
+        if not_comparable(ds, t["split_source"].iloc[0] if "split_source" in t.columns else ""):
+            head += f" — **{NOT_COMPARABLE}**"
         rows = []
         for _, r in t.iterrows():
             row = {"variant": r["method"]}
@@ -327,27 +344,35 @@ def table1_markdown(t1: pd.DataFrame) -> str:
     if t1.empty:
         return "_No finished full-model runs._\n"
     rows = []
+    marked = False
     for _, r in t1.iterrows():
         signed = r["row"] == "ours - paper"
-        row = {"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]), "row": r["row"]}
+        label = r["row"]
+        if r["row"] != "paper (FGRA)" and not_comparable(r["dataset"], r.get("split_source", "")):
+            label, marked = f"{label} {MARK}", True
+        row = {"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]), "row": label}
         for m in METRICS:
             row[LABELS[m]] = _num(r[m], signed=signed)
         row["protocol"] = r["protocol"] if r["row"] != "ours - paper" else ""
         row["AP"] = r["ap_form"] if r["row"] == "ours" else ""
         row["recipe"] = r["recipe"]
         rows.append(row)
-    return _md(pd.DataFrame(rows)) + "\n"
+    return _md(pd.DataFrame(rows)) + "\n" + (f"\n{MARK} {NOT_COMPARABLE}.\n" if marked else "")
 
 
 def sweep_markdown(t: pd.DataFrame, x: str, label: str) -> str:
     if t.empty:
         return "_No finished sweep runs._\n"
     rows = []
+    marked = False
     for _, r in t.iterrows():
-        rows.append({"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]), label: int(r[x]),
+        name = DATASET_NAMES.get(r["dataset"], r["dataset"])
+        if not_comparable(r["dataset"], r.get("split_source", "")):
+            name, marked = f"{name} {MARK}", True
+        rows.append({"dataset": name, label: int(r[x]),
                      "rank-1": _with_std(r["rank1"], r["rank1_std"], r["splits"]),
                      "mAP": _with_std(r["mAP"], r["mAP_std"], r["splits"]), "splits": int(r["splits"])})
-    return _md(pd.DataFrame(rows)) + "\n"
+    return _md(pd.DataFrame(rows)) + "\n" + (f"\n{MARK} {NOT_COMPARABLE}.\n" if marked else "")
 
 
 def misalignment_markdown(t: pd.DataFrame, variants: tuple[int, int] = (3, 8)) -> str:

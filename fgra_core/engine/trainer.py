@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig, dump_config, flatten, load_config, to_dict
 from ..errors import ConfigError, StorageError
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, remove_stale_temps
+from ..precision import amp_dtype
 from . import checkpoint as ckpt_lib
 from .builders import build_criterion, build_data, build_model, build_optimizer, build_train_loader_for
 from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -45,7 +46,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 def _amp_setup(cfg: RunConfig, device: torch.device):
     use_amp = bool(cfg.train.amp and device.type == "cuda")
-    dtype = torch.bfloat16 if (use_amp and torch.cuda.is_bf16_supported()) else torch.float16
+    dtype = amp_dtype(device) if use_amp else torch.float16  # the same type at test time (fgra_core/precision.py)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
     return use_amp, dtype, scaler
 
