@@ -210,10 +210,37 @@ def format_estimate(plan_name: str, costs: list[RunCost], *, train_fps: float, e
     return "\n".join(lines) + "\n"
 
 
-def estimate_runs(configs: Iterable[tuple[str, object]]) -> list[RunCost]:
-    """``[(run_id, RunConfig), ...]`` -> their costs (iterations of each epoch definition computed once)."""
+def estimate_runs(configs: Iterable[tuple[str, object]], epoch: str | None = None) -> list[RunCost]:
+    """``[(run_id, RunConfig), ...]`` -> their costs (iterations of each epoch definition computed
+    once); ``epoch`` replaces every run's ``train.epoch`` (what the other definition would cost)."""
+    import dataclasses
+
     cache: dict = {}
-    return [run_cost(cfg, run_id, _cache=cache) for run_id, cfg in configs]
+    out = []
+    for run_id, cfg in configs:
+        if epoch is not None:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epoch=epoch))
+        out.append(run_cost(cfg, run_id, _cache=cache))
+    return out
+
+
+def run_configs(params_list: Iterable[tuple[str, dict]]) -> list[tuple[str, object]]:
+    """``[(run_id, notebook parameters), ...]`` -> ``[(run_id, RunConfig), ...]``, each base YAML read once."""
+    from pathlib import Path
+
+    import yaml
+
+    from .config import load_config
+    from .notebook_params import resolve_config_source, to_overrides
+
+    bases: dict = {}
+    out = []
+    for run_id, params in params_list:
+        source = resolve_config_source(params.get("config"))
+        if source not in bases:
+            bases[source] = yaml.safe_load(Path(source).read_text()) if source else {}
+        out.append((run_id, load_config(bases[source], to_overrides(params))))
+    return out
 
 
 def check_throughput(value: float | None, flag: str) -> float | None:

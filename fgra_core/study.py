@@ -814,7 +814,9 @@ SUBMITIT_CLUSTERS_CLI = ("slurm", "local", "debug")
 
 def _estimate_main(args) -> int:
     """``--estimate``: the plan's runs and what they cost, from known dataset statistics (no data read)."""
-    from .estimate import MEASURED_EVAL_FPS, MEASURED_TRAIN_FPS, check_throughput, estimate_runs, format_estimate
+    from .estimate import (
+        MEASURED_EVAL_FPS, MEASURED_TRAIN_FPS, check_throughput, estimate_runs, format_estimate, run_configs,
+    )
 
     try:
         train_fps = check_throughput(args.frames_per_s, "--frames-per-s")
@@ -824,15 +826,14 @@ def _estimate_main(args) -> int:
         roots = {ds: cli_roots.get(ds) or spec.get("root") for ds, spec in plan.datasets.items()}
         extra = parse_assignments(args.overrides)
         runs = expand_plan(plan, roots=roots, extra=extra, show_progress=False)
-        alt_extra = {**extra, "train.epoch": "groups"}
-        alt = expand_plan(plan, roots=roots, extra=alt_extra, show_progress=False)
+        configs = run_configs((s.run_id, s.params) for s in runs)
         gpus = len(args.gpus.split(",")) if args.gpus else None
     except (FGRAError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        costs = estimate_runs((s.run_id, build_config(s.params)) for s in runs)
-        alt_costs = estimate_runs((s.run_id, build_config(s.params)) for s in alt)
+        costs = estimate_runs(configs)
+        alt_costs = estimate_runs(configs, epoch="groups")
     except KeyError as exc:
         print(f"error: plan {plan.name}: {exc.args[0]}", file=sys.stderr)
         return 2
