@@ -28,6 +28,7 @@ import re
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import FGRAError
@@ -171,16 +172,24 @@ class SlurmOptions:
         return params
 
 
+LIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED")
+
+
 class SubmititExecutor(Executor):
     """Each item is a job of ``submitit`` (a job array by default); results come back as the jobs end.
 
-    ``folder`` keeps submitit's job files (pickled calls, logs, results).
+    ``folder`` keeps submitit's job files (pickled calls, logs, results) and ``submitted.json``,
+    the job of each item by ``key(item)``: an item whose job is still queued or running on the
+    cluster (a study started again while its jobs are out) is not submitted again -- the executor
+    waits for that job instead.
     """
 
     name = "slurm"
+    LEDGER = "submitted.json"
 
     def __init__(self, folder: str | os.PathLike, options: SlurmOptions | None = None, cluster: str = "slurm",
-                 poll_s: float = 5.0, on_submit: Callable[[Any, str], None] | None = None):
+                 poll_s: float = 5.0, on_submit: Callable[[Any, str], None] | None = None,
+                 key: Callable[[Any], str] | None = None, on_error: Callable[[Any, BaseException], Any] | None = None):
         submitit = require_submitit("--executor slurm")
         if cluster not in SUBMITIT_CLUSTERS:
             raise ExecutorError(f"submitit cluster {cluster!r} is not one of {', '.join(SUBMITIT_CLUSTERS)}")
@@ -189,6 +198,8 @@ class SubmititExecutor(Executor):
         self.cluster = cluster
         self.poll_s = float(poll_s)
         self.on_submit = on_submit
+        self.key = key
+        self.on_error = on_error   # a job that failed outside fn (time limit, node failure): its result, else raise
         self._submitit = submitit
 
     def describe(self) -> str:
@@ -204,19 +215,64 @@ class SubmititExecutor(Executor):
         ex.update_parameters(**self.options.parameters())
         return ex
 
+    # ------------------------------------------------------------ jobs already out
+    def _ledger(self) -> dict:
+        import json
+
+        try:
+            data = json.loads((Path(self.folder) / self.LEDGER).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _record(self, entries: dict) -> None:
+        from .io import atomic_write_json
+
+        atomic_write_json(Path(self.folder) / self.LEDGER, {**self._ledger(), **entries})
+
+    def _job_state(self, job_id: str) -> str:
+        """The cluster's state of a job (Slurm: through sacct / squeue); only asked on Slurm."""
+        return str(self._submitit.SlurmJob(folder=self.folder, job_id=job_id).state).upper()
+
+    def _attach(self, job_id: str):
+        return self._submitit.SlurmJob(folder=self.folder, job_id=job_id)
+
+    def _live_jobs(self, items: list) -> dict:
+        """``{item index: job}`` of the items whose earlier job is still queued or running."""
+        if self.key is None or self.cluster != "slurm":
+            return {}
+        ledger = self._ledger()
+        live = {}
+        for i, item in enumerate(items):
+            job_id = ledger.get(self.key(item))
+            if job_id:
+                try:
+                    state = self._job_state(job_id)
+                except Exception:  # noqa: BLE001 - unknown to the cluster: submit again
+                    continue
+                if state.split()[0] in LIVE_STATES:
+                    live[i] = self._attach(job_id)
+        return live
+
     def map(self, fn, items):
         items = list(items)
         if not items:
             return
-        ex = self.executor()
-        if self.options.array:
-            jobs = ex.map_array(fn, items)
-        else:
-            jobs = [ex.submit(fn, item) for item in items]
-        pending = dict(zip(jobs, items))
-        if self.on_submit is not None:
-            for job, item in pending.items():
-                self.on_submit(item, str(job.job_id))
+        live = self._live_jobs(items)
+        pending = {job: items[i] for i, job in live.items()}
+        new = [item for i, item in enumerate(items) if i not in live]
+        if new:
+            ex = self.executor()
+            if self.options.array:
+                jobs = ex.map_array(fn, new)
+            else:
+                jobs = [ex.submit(fn, item) for item in new]
+            pending.update(zip(jobs, new))
+            if self.key is not None:
+                self._record({self.key(item): str(job.job_id) for job, item in zip(jobs, new)})
+            if self.on_submit is not None:
+                for job, item in zip(jobs, new):
+                    self.on_submit(item, str(job.job_id))
         try:
             while pending:
                 finished = [j for j in pending if j.done()]
@@ -225,7 +281,13 @@ class SubmititExecutor(Executor):
                     continue
                 for job in finished:
                     item = pending.pop(job)
-                    yield item, job.result()
+                    try:
+                        result = job.result()
+                    except Exception as exc:  # noqa: BLE001 - submitit's FailedJobError / UncompletedJobError
+                        if self.on_error is None:
+                            raise
+                        result = self.on_error(item, exc)
+                    yield item, result
         except KeyboardInterrupt:
             # the jobs stay queued / running on the cluster; a later start of the study finds their records
             raise
@@ -292,7 +354,9 @@ SLURM_FLAGS = ("partition", "time", "gpus_per_run", "cpus_per_run", "mem_gb", "m
 
 def make_executor(name: str = "local", *, jobs: int = 1, gpus: str | None = None, folder: str | os.PathLike = ".",
                   slurm: dict | None = None, cluster: str = "slurm", device_count: int | None = None,
-                  on_submit: Callable[[Any, str], None] | None = None) -> Executor:
+                  on_submit: Callable[[Any, str], None] | None = None,
+                  key: Callable[[Any], str] | None = None,
+                  on_error: Callable[[Any, BaseException], Any] | None = None) -> Executor:
     """The executor the command line asks for. ``slurm`` holds the Slurm flags that were given
     (``partition``, ``time``, ``gpus_per_run``, ``cpus_per_run``, ``mem_gb``, ``max_parallel``,
     ``account``, ``qos``; ``None`` values are not given)."""
@@ -326,7 +390,7 @@ def make_executor(name: str = "local", *, jobs: int = 1, gpus: str | None = None
         if not isinstance(slurm["mem_gb"], (int, float)) or slurm["mem_gb"] <= 0:
             raise ExecutorError(f"--mem-gb must be a positive number, got {slurm['mem_gb']!r}")
         opts.mem_gb = float(slurm["mem_gb"])
-    return SubmititExecutor(folder, opts, cluster=cluster, on_submit=on_submit)
+    return SubmititExecutor(folder, opts, cluster=cluster, on_submit=on_submit, key=key, on_error=on_error)
 
 
 def run_items(executor: Executor, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[tuple[Any, Any]]:

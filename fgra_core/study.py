@@ -766,7 +766,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         executor = make_executor(
             args.executor, jobs=1, gpus=args.gpus, slurm=slurm_opts, cluster=args.slurm_cluster,
-            folder=Path(args.project_dir) / "results" / "runs" / AGGREGATE_DIR / "slurm")
+            folder=Path(args.project_dir) / "results" / "runs" / AGGREGATE_DIR / "slurm",
+            key=lambda spec: spec.run_id, on_error=_job_failed)
         study = Study(args.plan, project_dir=args.project_dir, data_roots=_parse_roots(args.data_root),
                       extra=parse_assignments(args.overrides), num_threads=args.threads,
                       jobs=None if args.jobs is None else _jobs(args.jobs if args.jobs == "auto" else _int(args.jobs), "--jobs"),
@@ -810,6 +811,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 SUBMITIT_CLUSTERS_CLI = ("slurm", "local", "debug")
+
+
+def _job_failed(spec: RunSpec, exc: BaseException) -> str:
+    """A Slurm job that ended outside the run (time limit, node failure): recorded like a failed run;
+    the next start of the study submits it again and it resumes from its last checkpoint."""
+    return record_failure(Path(spec.params["run_dir"]), spec, exc, 0.0)["error"]
 
 
 def _estimate_main(args) -> int:

@@ -126,6 +126,48 @@ def test_submitit_local_executor_runs_the_study_and_a_resubmission_only_sends_wh
     assert report2.finished == [victim.run_id] and len(report2.skipped) == len(first.runs) - 1
 
 
+class FakeJob:
+    def __init__(self, job_id, fn=None, item=None, result=None):
+        self.job_id, self.fn, self.item, self._result = job_id, fn, item, result
+
+    def done(self):
+        return True
+
+    def result(self):
+        return self.fn(self.item) if self.fn else self._result
+
+
+class FakeAutoExecutor:
+    def __init__(self, log):
+        self.log = log
+
+    def map_array(self, fn, items):
+        self.log.extend(items)
+        return [FakeJob(f"9_{i}", fn, item) for i, item in enumerate(items)]
+
+
+def test_jobs_still_out_are_waited_for_not_submitted_again(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    e = ex.SubmititExecutor(tmp_path, cluster="slurm", key=str, poll_s=0.01,
+                            on_error=lambda item, exc: f"{item} failed: {exc}")
+    e._record({"a": "111", "b": "222", "d": "444"})
+    states = {"111": "RUNNING", "222": "COMPLETED", "444": "PENDING"}
+    monkeypatch.setattr(e, "_job_state", lambda job_id: states[job_id])
+    monkeypatch.setattr(e, "_attach", lambda job_id: FakeJob(job_id, result=f"from job {job_id}"))
+    submitted = []
+    monkeypatch.setattr(e, "executor", lambda: FakeAutoExecutor(submitted))
+
+    def upper(item):
+        if item == "c":
+            raise RuntimeError("node failure")
+        return item.upper()
+
+    got = dict(e.map(upper, ["a", "b", "c", "d"]))
+    assert submitted == ["b", "c"]                 # a and d are still out on the cluster
+    assert got == {"a": "from job 111", "d": "from job 444", "b": "B", "c": "c failed: node failure"}
+    assert e._ledger() == {"a": "111", "b": "9_0", "c": "9_1", "d": "444"}
+
+
 # --------------------------------------------------------------------------- bad input
 
 
