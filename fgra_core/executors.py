@@ -380,12 +380,12 @@ def make_executor(name: str = "local", *, jobs: int = 1, gpus: str | None = None
     opts = SlurmOptions(partition=slurm.get("partition"), account=slurm.get("account"), qos=slurm.get("qos"))
     if "time" in slurm:
         opts.time_min = parse_time(slurm["time"])
-    for key in ("gpus_per_run", "cpus_per_run", "max_parallel"):
-        if key in slurm:
-            value = slurm[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "gpus_per_run" else 1):
-                raise ExecutorError(f"--{key.replace('_', '-')} must be a positive integer, got {value!r}")
-            setattr(opts, key, value)
+    for flag in ("gpus_per_run", "cpus_per_run", "max_parallel"):
+        if flag in slurm:
+            value = slurm[flag]
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if flag == "gpus_per_run" else 1):
+                raise ExecutorError(f"--{flag.replace('_', '-')} must be a positive integer, got {value!r}")
+            setattr(opts, flag, value)
     if "mem_gb" in slurm:
         if not isinstance(slurm["mem_gb"], (int, float)) or slurm["mem_gb"] <= 0:
             raise ExecutorError(f"--mem-gb must be a positive number, got {slurm['mem_gb']!r}")

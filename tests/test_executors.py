@@ -79,7 +79,8 @@ def test_one_run_per_gpu_each_in_its_own_process(monkeypatch):
 def test_slurm_options_become_submitit_parameters():
     pytest.importorskip("submitit")
     e = ex.make_executor("slurm", slurm={"partition": "gpu", "time": "2-00:00:00", "gpus_per_run": 4,
-                                         "max_parallel": 16, "account": "re-id"}, folder="/tmp/unused")
+                                         "max_parallel": 16, "account": "re-id"}, folder="/tmp/unused", key=str)
+    assert e.key is str and e.options.max_parallel == 16 and e.options.gpus_per_run == 4
     p = e.options.parameters()
     assert p["slurm_partition"] == "gpu" and p["timeout_min"] == 2 * 24 * 60
     assert p["gpus_per_node"] == 4 and p["tasks_per_node"] == 1 and p["slurm_array_parallelism"] == 16
