@@ -101,7 +101,7 @@ class TrainConfig:
     iters_per_epoch: int | None = None  # None: the whole epoch (see epoch)
     # what an epoch is: "groups" = every K-group of every identity (MARS: ~109 batches of 16 x 4),
     # "identities" = each identity once with K tracklets (MARS: 39); docs/reproduction_notes.md
-    epoch: Literal["identities", "groups"] = "groups"
+    epoch_mode: Literal["identities", "groups"] = "groups"
     seed: int = 0
     amp: bool = True  # only takes effect on CUDA
     channels_last: bool = True  # only takes effect on CUDA

@@ -16,7 +16,7 @@ tracklet counts, test frames) are known for each dataset and kept here:
   so the test frames (about 17,800) are an approximation.
 
 Training frames of a run = epochs x iterations per epoch x P x K x N (the sequence length), with
-the iterations of the run's epoch definition (``train.epoch``, :mod:`fgra_core.data.samplers`);
+the iterations of the run's epoch definition (``train.epoch_mode``, :mod:`fgra_core.data.samplers`);
 evaluation frames = test frames x the number of evaluations. GPU-hours = training frames /
 training throughput + evaluation frames / evaluation throughput, on one GPU per run.
 """
@@ -81,16 +81,16 @@ DATASET_STATS: dict[str, DatasetStats] = {
 }
 
 
-def iterations_per_epoch(stats: DatasetStats, P: int, K: int, epoch: str = "identities",
+def iterations_per_epoch(stats: DatasetStats, P: int, K: int, epoch_mode: str = "identities",
                          world_size: int = 1, epochs_sampled: int = 20, seed: int = 0) -> float:
     """Batches per epoch per rank. ``identities``: ``train_ids // P`` (exact); ``groups``: the mean
     over ``epochs_sampled`` epochs of the sampler itself run on labels with the dataset's counts
     (it varies by one or two from epoch to epoch: MARS 108-110 at 16 x 4)."""
-    if epoch == "identities":
+    if epoch_mode == "identities":
         return float((stats.train_ids // P) // world_size)
     from .data.samplers import RandomIdentitySampler
 
-    sampler = RandomIdentitySampler(stats.train_pids(), P, K, seed=seed, epoch="groups")
+    sampler = RandomIdentitySampler(stats.train_pids(), P, K, seed=seed, epoch_mode="groups")
     return statistics.mean(len(sampler.all_batches(e)) // world_size for e in range(epochs_sampled))
 
 
@@ -114,10 +114,10 @@ def run_cost(cfg, run_id: str = "", *, _cache: dict | None = None) -> RunCost:
     if d.dataset not in DATASET_STATS:
         raise KeyError(f"no known statistics for dataset {d.dataset!r} (known: {', '.join(DATASET_STATS)})")
     stats = DATASET_STATS[d.dataset]
-    key = (d.dataset, t.P, t.K, t.epoch)
+    key = (d.dataset, t.P, t.K, t.epoch_mode)
     cache = _cache if _cache is not None else {}
     if key not in cache:
-        cache[key] = iterations_per_epoch(stats, t.P, t.K, t.epoch)
+        cache[key] = iterations_per_epoch(stats, t.P, t.K, t.epoch_mode)
     iters = cache[key]
     if t.iters_per_epoch is not None:
         iters = min(iters, float(t.iters_per_epoch))
@@ -210,16 +210,16 @@ def format_estimate(plan_name: str, costs: list[RunCost], *, train_fps: float, e
     return "\n".join(lines) + "\n"
 
 
-def estimate_runs(configs: Iterable[tuple[str, object]], epoch: str | None = None) -> list[RunCost]:
+def estimate_runs(configs: Iterable[tuple[str, object]], epoch_mode: str | None = None) -> list[RunCost]:
     """``[(run_id, RunConfig), ...]`` -> their costs (iterations of each epoch definition computed
-    once); ``epoch`` replaces every run's ``train.epoch`` (what the other definition would cost)."""
+    once); ``epoch_mode`` replaces every run's ``train.epoch_mode`` (what the other definition would cost)."""
     import dataclasses
 
     cache: dict = {}
     out = []
     for run_id, cfg in configs:
-        if epoch is not None:
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epoch=epoch))
+        if epoch_mode is not None:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epoch_mode=epoch_mode))
         out.append(run_cost(cfg, run_id, _cache=cache))
     return out
 

@@ -840,7 +840,7 @@ def _estimate_main(args) -> int:
         return 2
     try:
         costs = estimate_runs(configs)
-        alt_costs = estimate_runs(configs, epoch="groups")
+        alt_costs = estimate_runs(configs, epoch_mode="groups")
     except KeyError as exc:
         print(f"error: plan {plan.name}: {exc.args[0]}", file=sys.stderr)
         return 2
@@ -848,7 +848,7 @@ def _estimate_main(args) -> int:
     print(format_estimate(plan.name, costs, train_fps=train_fps or MEASURED_TRAIN_FPS,
                           eval_fps=eval_fps or MEASURED_EVAL_FPS, measured=train_fps is None,
                           alt_costs=alt_costs if different else None,
-                          alt_label="the every-group epoch (--set train.epoch=groups)", gpus=gpus), end="")
+                          alt_label="the every-group epoch (--set train.epoch_mode=groups)", gpus=gpus), end="")
     return 0
 
 

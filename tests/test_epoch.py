@@ -1,4 +1,4 @@
-"""What an epoch is (``train.epoch``): each identity once with K tracklets, or every K-group of
+"""What an epoch is (``train.epoch_mode``): each identity once with K tracklets, or every K-group of
 every identity -- batch counts on MARS-sized labels, and the settings that choose it."""
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_mars_sized_labels_have_the_real_counts():
 
 def test_one_per_identity_epoch_on_mars_sized_labels():
     pids = mars_pids()
-    s = RandomIdentitySampler(pids, P=16, K=4, seed=3, epoch="identities")
+    s = RandomIdentitySampler(pids, P=16, K=4, seed=3, epoch_mode="identities")
     for epoch in (0, 1, 7):
         batches = s.all_batches(epoch)
         assert len(batches) == 625 // 16 == 39
@@ -46,12 +46,12 @@ def test_one_per_identity_epoch_on_mars_sized_labels():
                 n = int((pids == pids[g[0]]).sum())
                 assert len(set(g)) == min(4, n)       # without replacement when the identity has >= K
     assert s.all_batches(0) != s.all_batches(1)                       # reshuffled every epoch
-    assert RandomIdentitySampler(pids, 16, 4, seed=3, epoch="identities").all_batches(7) == s.all_batches(7)
+    assert RandomIdentitySampler(pids, 16, 4, seed=3, epoch_mode="identities").all_batches(7) == s.all_batches(7)
 
 
 def test_one_per_identity_epoch_split_over_ranks():
     pids = mars_pids()
-    ranks = [RandomIdentitySampler(pids, 16, 4, seed=0, rank=r, world_size=2, epoch="identities") for r in (0, 1)]
+    ranks = [RandomIdentitySampler(pids, 16, 4, seed=0, rank=r, world_size=2, epoch_mode="identities") for r in (0, 1)]
     got = [list(r) for r in ranks]
     assert [len(g) for g in got] == [19, 19] == [len(r) for r in ranks]     # 39 // 2
     flat = [tuple(b) for g in got for b in g]
@@ -59,7 +59,7 @@ def test_one_per_identity_epoch_split_over_ranks():
 
 
 def test_every_group_epoch_on_mars_sized_labels_is_about_2_8_times_longer():
-    s = RandomIdentitySampler(mars_pids(), P=16, K=4, seed=0, epoch="groups")
+    s = RandomIdentitySampler(mars_pids(), P=16, K=4, seed=0, epoch_mode="groups")
     counts = [len(s.all_batches(e)) for e in range(6)]
     assert all(108 <= c <= 110 for c in counts)
     assert RandomIdentitySampler(mars_pids(), 16, 4, seed=0).epoch_mode == "groups"   # the sampler's default
@@ -75,29 +75,29 @@ def test_real_mars_labels(mars_info_full):
     assert Counter(Counter(tr[:, 2].tolist()).values()) == Counter(MARS_TRACKLETS_PER_ID)
     assert int((te[:, 1] - te[:, 0] + 1).sum()) == MARS.test_frames == 681_089
     assert len(te) == MARS.test_tracklets
-    ident = RandomIdentitySampler(tr[:, 2], 16, 4, seed=0, epoch="identities")
-    groups = RandomIdentitySampler(tr[:, 2], 16, 4, seed=0, epoch="groups")
+    ident = RandomIdentitySampler(tr[:, 2], 16, 4, seed=0, epoch_mode="identities")
+    groups = RandomIdentitySampler(tr[:, 2], 16, 4, seed=0, epoch_mode="groups")
     assert len(ident) == 39
     assert [len(groups.all_batches(e)) for e in range(3)] == [109, 109, 109]
 
 
 def test_train_epoch_setting():
-    assert load_config().train.epoch == "groups"      # the dataclass default keeps earlier runs as they were
+    assert load_config().train.epoch_mode == "groups"      # the dataclass default keeps earlier runs as they were
     for name in ("quick_synthetic", "mars_mini"):
-        assert build_config({"config": name}).train.epoch == "groups"
+        assert build_config({"config": name}).train.epoch_mode == "groups"
     for name in ("paper_mars", "paper_ilidsvid", "paper_prid2011"):
-        assert build_config({"config": name}).train.epoch == "identities"
-    with pytest.raises(ConfigError, match=r"train.epoch: expected one of 'identities', 'groups', got 300"):
-        load_config(overrides={"train.epoch": 300})
-    with pytest.raises(ConfigError, match="epoch must be one of 'groups', 'identities', got 'ids'"):
-        RandomIdentitySampler([0, 0, 1, 1], 2, 2, epoch="ids")
+        assert build_config({"config": name}).train.epoch_mode == "identities"
+    with pytest.raises(ConfigError, match=r"train.epoch_mode: expected one of 'identities', 'groups', got 300"):
+        load_config(overrides={"train.epoch_mode": 300})
+    with pytest.raises(ConfigError, match="epoch_mode must be one of 'groups', 'identities', got 'ids'"):
+        RandomIdentitySampler([0, 0, 1, 1], 2, 2, epoch_mode="ids")
 
 
 def test_the_new_setting_keeps_the_ids_of_earlier_runs():
-    # settings_hash of these configs before train.epoch existed
+    # settings_hash of these configs before train.epoch_mode existed
     assert settings_hash(build_config({"config": "quick_synthetic"})) == "10dd31c8"
     assert settings_hash(build_config({"config": "mars_mini"})) == "afe0cf86"
-    other = build_config({"config": "quick_synthetic", "overrides": {"train.epoch": "identities"}})
+    other = build_config({"config": "quick_synthetic", "overrides": {"train.epoch_mode": "identities"}})
     assert settings_hash(other) != "10dd31c8"
 
 
@@ -108,5 +108,5 @@ def test_the_training_loader_follows_the_setting():
     frames = np.zeros((3, 16, 8, 3), np.uint8)
     tracklets = [Tracklet(frames=frames, pid=p, camid=c) for p in range(10) for c in range(6)]
     common = dict(seq_len=2, P=2, K=2, height=16, width=8, num_workers=0)
-    assert len(build_train_loader(tracklets, epoch="identities", **common)) == 5          # 10 // 2
+    assert len(build_train_loader(tracklets, epoch_mode="identities", **common)) == 5          # 10 // 2
     assert len(build_train_loader(tracklets, **common)) == 15                              # 10 x 3 groups // 2

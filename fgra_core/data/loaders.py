@@ -168,11 +168,11 @@ def build_train_loader(
     sample_mode: str = "consecutive",
     transform: ClipTransform | None = None,
     pin_memory: bool = False,
-    epoch: str = "groups",
+    epoch_mode: str = "groups",
 ) -> TrainLoader:
     """Loader of P x K batches: ``(clips [P*K, N, 3, H, W], pids [P*K], camids [P*K])``.
 
-    Call ``loader.set_epoch(epoch)`` before each epoch. ``epoch`` is what an epoch is:
+    Call ``loader.set_epoch(epoch)`` before each epoch. ``epoch_mode`` is what an epoch is:
     ``"groups"`` or ``"identities"`` (see :mod:`fgra_core.data.samplers`).
     """
     tracklets = dataset.train if isinstance(dataset, VideoDataset) else list(dataset)
@@ -180,7 +180,7 @@ def build_train_loader(
     cache = FrameCache(cache_dir, max_bytes=cache_max_bytes)
     ds = TrainClipDataset(tracklets, seq_len, transform, sample_mode, seed, cache)
     sampler = RandomIdentitySampler([t.pid for t in tracklets], P, K, seed=seed, rank=rank, world_size=world_size,
-                                    epoch=epoch)
+                                    epoch_mode=epoch_mode)
     return TrainLoader(
         ds,
         batch_sampler=KeyedBatchSampler(sampler),

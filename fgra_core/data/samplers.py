@@ -8,7 +8,7 @@ taking one group from each of ``P`` random identities that still have groups. Al
 the same batch list from ``(seed, epoch)``; rank ``r`` of ``world_size`` takes batches
 ``r, r + world_size, ...`` truncated so that every rank gets the same number.
 
-What an epoch is (``epoch``):
+What an epoch is (``epoch_mode``):
 
 * ``"groups"``: the every-group epoch above -- each identity appears once per group of ``K`` of
   its tracklets, so identities with many tracklets appear many times (MARS: 108-110 batches of
@@ -32,10 +32,10 @@ EPOCH_MODES = ("groups", "identities")
 
 class RandomIdentitySampler:
     def __init__(self, pids: Sequence[int], P: int = 16, K: int = 4, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 epoch: str = "groups"):
-        if epoch not in EPOCH_MODES:
-            raise ConfigError(f"epoch must be one of {', '.join(repr(m) for m in EPOCH_MODES)}, got {epoch!r}")
-        self.epoch_mode = epoch
+                 epoch_mode: str = "groups"):
+        if epoch_mode not in EPOCH_MODES:
+            raise ConfigError(f"epoch_mode must be one of {', '.join(repr(m) for m in EPOCH_MODES)}, got {epoch_mode!r}")
+        self.epoch_mode = epoch_mode
         if P < 1 or K < 1:
             raise ConfigError(f"P and K must be >= 1, got P={P}, K={K}")
         if world_size < 1 or not 0 <= rank < world_size:

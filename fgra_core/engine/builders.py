@@ -73,4 +73,4 @@ def build_train_loader_for(cfg: RunConfig, data: RunData, dinfo: DistInfo):
         num_workers=d.num_workers, seed=t.seed, rank=dinfo.rank, world_size=dinfo.world_size,
         sample_mode=d.sample_mode, cache_dir=d.cache_dir, cache_max_bytes=_cache_bytes(cfg),
         transform=ClipTransform(d.height, d.width, train=True, flip_p=d.flip, erase_p=d.random_erasing),
-        epoch=t.epoch)
+        epoch_mode=t.epoch_mode)
