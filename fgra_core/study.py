@@ -471,14 +471,13 @@ def torchrun_then(spec: RunSpec, *, nproc: int, project_dir: str | os.PathLike, 
     neither trains nor evaluates it again, and draws the run's figures from its records."""
     import subprocess
 
+    from .config import dump_config
+    from .io import atomic_write_text
+
     cfg = build_config(spec.params)
     rd = Path(cfg.run_dir) if Path(cfg.run_dir).is_absolute() else Path(project_dir) / cfg.run_dir
     rd.mkdir(parents=True, exist_ok=True)
-    from .config import dump_config
-
     launch = rd / "torchrun_config.yaml"
-    from .io import atomic_write_text
-
     atomic_write_text(launch, dump_config(cfg))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}",
            "-m", "fgra_core.train", "--config", str(launch), "--no-progress"]

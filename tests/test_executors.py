@@ -169,6 +169,34 @@ def test_jobs_still_out_are_waited_for_not_submitted_again(tmp_path, monkeypatch
     assert e._ledger() == {"a": "111", "b": "9_0", "c": "9_1", "d": "444"}
 
 
+def test_multi_gpu_runs_train_through_torchrun_then_run_the_notebook(tmp_path, monkeypatch):
+    import subprocess
+
+    spec = st.expand_plan(st.load_plan(tiny_plan()), runs_dir=tmp_path / "runs", show_progress=False)[0]
+    calls = []
+
+    def fake_torchrun(cmd, cwd, stdout, stderr):
+        calls.append(("torchrun", cmd, cwd))
+        fake_run(spec)                       # what the ranks leave behind: a finished run
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_torchrun)
+    st.torchrun_then(spec, nproc=4, project_dir=tmp_path, run_fn=lambda s: calls.append(("notebook", s.run_id)))
+    (_, cmd, cwd), notebook = calls
+    launch = tmp_path / "runs" / spec.run_id / "torchrun_config.yaml"
+    assert cmd[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m", "fgra_core.train",
+                       "--config", str(launch), "--no-progress"]
+    assert cwd == str(tmp_path) and notebook == ("notebook", spec.run_id)
+    from fgra_core.config import load_config
+    from fgra_core.notebook_params import build_config, settings_hash
+
+    assert settings_hash(load_config(launch)) == spec.hash == settings_hash(build_config(spec.params))
+
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 3))
+    with pytest.raises(RuntimeError, match="ended with status 3"):
+        st.torchrun_then(spec, nproc=2, project_dir=tmp_path, run_fn=lambda s: None)
+
+
 # --------------------------------------------------------------------------- bad input
 
 
