@@ -742,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     disp = parser.add_argument_group("dispatch (docs: README 'Paper scale: cost and dispatch')")
     disp.add_argument("--executor", default="local", help="local (this machine, default) or slurm (through submitit)")
     disp.add_argument("--gpus", default=None, metavar="I,J,...",
-                      help="local: one run per listed GPU at a time (e.g. --gpus 0,1,2,3)")
+                      help="local: one run per listed GPU at a time (e.g. --gpus 0,1,2,3); replaces --jobs")
     disp.add_argument("--partition", default=None, help="Slurm partition")
     disp.add_argument("--time", default=None, help="Slurm time limit per run: minutes or [D-]HH:MM[:SS] (default 24 h)")
     disp.add_argument("--gpus-per-run", type=int, default=None,
@@ -769,7 +769,8 @@ def main(argv: list[str] | None = None) -> int:
             key=lambda spec: spec.run_id, on_error=_job_failed)
         study = Study(args.plan, project_dir=args.project_dir, data_roots=_parse_roots(args.data_root),
                       extra=parse_assignments(args.overrides), num_threads=args.threads,
-                      jobs=None if args.jobs is None else _jobs(args.jobs if args.jobs == "auto" else _int(args.jobs), "--jobs"),
+                      jobs=len(executor.gpus) if hasattr(executor, "gpus") else (  # --gpus: cores shared by the runs
+                          None if args.jobs is None else _jobs(args.jobs if args.jobs == "auto" else _int(args.jobs), "--jobs")),
                       show_progress=not args.no_progress)
     except FGRAError as exc:
         print(f"error: {exc}", file=sys.stderr)
