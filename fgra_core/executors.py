@@ -113,6 +113,7 @@ class GpuExecutor(Executor):
         pools = {g: ProcessPoolExecutor(1, mp_context=ctx, initializer=_pin_gpu, initargs=(g,)) for g in self.gpus}
         queue = list(items)
         running: dict = {}   # future -> (gpu, item)
+        completed = False
         try:
             free = list(self.gpus)
             while queue or running:
@@ -125,11 +126,12 @@ class GpuExecutor(Executor):
                     gpu, item = running.pop(fut)
                     free.append(gpu)
                     yield item, fut.result()
+            completed = True
         finally:
             for fut in running:
                 fut.cancel()
-            for pool in pools.values():
-                pool.shutdown(wait=True, cancel_futures=True)
+            for pool in pools.values():   # interrupted: do not wait for runs still going in the workers
+                pool.shutdown(wait=completed, cancel_futures=True)
 
 
 @dataclass
