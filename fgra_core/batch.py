@@ -35,6 +35,8 @@ def run_batch(runs: list[dict], *, show_progress: bool = True) -> dict[str, str 
             raise
         except Exception as exc:  # recorded; the other runs go on
             errors[run_dir] = f"{type(exc).__name__}: {exc}"
+            if type(exc).__name__ == "RunLockedError":
+                continue   # another process is computing it and writes its status
             tail = [ln for ln in traceback.format_exc().splitlines() if ln.strip()][-TRACEBACK_TAIL:]
             atomic_write_json(Path(run_dir) / "status.json", {
                 "status": "failed", "error": errors[run_dir], "traceback_tail": tail,

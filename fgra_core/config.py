@@ -109,7 +109,10 @@ class TrainConfig:
     P: int = 16
     K: int = 4
     batch_size: int | None = None  # optional; when given it must equal P * K
-    iters_per_epoch: int | None = None  # None: one pass over the identities
+    iters_per_epoch: int | None = None  # None: the whole epoch (see epoch)
+    # what an epoch is: "groups" = every K-group of every identity (MARS: ~109 batches of 16 x 4),
+    # "identities" = each identity once with K tracklets (MARS: 39); docs/reproduction_notes.md
+    epoch_mode: Literal["identities", "groups"] = "groups"
     seed: int = 0
     amp: bool = True  # only takes effect on CUDA
     channels_last: bool = True  # only takes effect on CUDA

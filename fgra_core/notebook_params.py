@@ -71,6 +71,10 @@ KNOWN = frozenset(SHORTCUTS) | frozenset(NOTEBOOK_ONLY)
 LOCATION_KEYS = frozenset({"run_dir", "resume", "device", "data.root", "data.num_workers", "data.cache_dir",
                            "data.cache_memory_gb", "data.feature_cache_dir"})
 
+# settings added after runs were first recorded, with the value every earlier run had: at that value
+# they are left out of a run's identity, so that adding them keeps the ids of finished runs
+HASH_NEUTRAL: dict[str, Any] = {"train.epoch_mode": "groups"}
+
 
 def check_json_safe(value: Any, where: str = "value") -> None:
     """Raise ``ConfigError`` unless ``value`` is made of None, bool, int, float (finite), str,
@@ -172,7 +176,8 @@ def _is_module(value: Any) -> bool:
 
 def settings_hash(cfg: RunConfig | dict, length: int = 8) -> str:
     """Short hash of everything that decides a run's numbers (location settings left out)."""
-    flat = {k: v for k, v in flatten(cfg).items() if k not in LOCATION_KEYS}
+    flat = {k: v for k, v in flatten(cfg).items()
+            if k not in LOCATION_KEYS and not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])}
     blob = json.dumps(flat, sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:length]
 

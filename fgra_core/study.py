@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import itertools
 import json
 import os
@@ -583,6 +584,95 @@ def papermill_aggregate(name: str, params: dict, *, notebooks_dir: Path, out_pat
                         extra_arguments=KERNEL_ARGS)
 
 
+def execute_one(spec: RunSpec, *, run_fn: Callable[[RunSpec], Any], project_dir: str | os.PathLike) -> str | None:
+    """Run one pending run with ``run_fn``; ``None`` when it finished, else the error (recorded in
+    its status.json). Top-level, so that executors can run it in other processes or Slurm jobs."""
+    rd = Path(spec.params["run_dir"])
+    rd = rd if rd.is_absolute() else Path(project_dir) / rd
+    t0 = time.time()
+    if holder(rd) is not None:
+        return HELD  # another process (another study) is computing it
+    try:
+        run_fn(spec)
+        if not is_finished(rd):
+            raise RuntimeError(f"the run ended without a finished results.json in {rd}")
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a failed run is recorded and the study goes on
+        if isinstance(exc, RunLockedError) or getattr(exc, "ename", None) == RunLockedError.__name__:
+            return HELD  # its holder records it, not this study
+        return record_failure(rd, spec, exc, time.time() - t0)["error"]
+    atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id,
+                                           "finished_at": _now(), "seconds": round(time.time() - t0, 1),
+                                           "groups": spec.groups, "params": spec.params})
+    return None
+
+
+def execute_unit(unit: list[RunSpec], *, run_fn: Callable[[RunSpec], Any],
+                 batch_fn: Callable[[list[RunSpec]], Any] | None, project_dir: str | os.PathLike
+                 ) -> list[tuple[RunSpec, str | None]]:
+    """One notebook execution: a single run (:func:`execute_one`), or several head-regime runs together
+    through ``batch_fn``; ``[(spec, None | error)]``. Top-level, so that executors can run it elsewhere."""
+    if len(unit) == 1 or batch_fn is None:
+        return [(spec, execute_one(spec, run_fn=run_fn, project_dir=project_dir)) for spec in unit]
+
+    def run_dir(spec: RunSpec) -> Path:
+        rd = Path(spec.params["run_dir"])
+        return rd if rd.is_absolute() else Path(project_dir) / rd
+
+    t0 = time.time()
+    exc: BaseException | None = None
+    try:
+        batch_fn(unit)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # the runs' own status files say which failed
+        exc = e
+    out = []
+    for spec in unit:
+        rd = run_dir(spec)
+        if is_finished(rd):
+            atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id, "finished_at": _now(),
+                                                   "seconds": round((time.time() - t0) / len(unit), 1),
+                                                   "groups": spec.groups, "params": spec.params})
+            out.append((spec, None))
+            continue
+        st = read_json(rd / "status.json") or {}
+        if "RunLockedError" in str(st.get("error", "")) or holder(rd) is not None:
+            out.append((spec, HELD))   # another process is computing it
+        elif st.get("status") == "failed" and st.get("error"):
+            out.append((spec, st["error"]))
+        else:
+            err = exc or RuntimeError(f"the run ended without a finished results.json in {rd}")
+            out.append((spec, record_failure(rd, spec, err, time.time() - t0)["error"]))
+    return out
+
+
+def torchrun_then(spec: RunSpec, *, nproc: int, project_dir: str | os.PathLike, run_fn: Callable[[RunSpec], Any]) -> None:
+    """A multi-GPU run: train it with ``torchrun --nproc_per_node nproc`` (DistributedDataParallel),
+    then ``run_fn`` (the notebook), which finds the run finished (the same settings and run folder),
+    neither trains nor evaluates it again, and draws the run's figures from its records."""
+    import subprocess
+
+    from .config import dump_config
+    from .io import atomic_write_text
+
+    cfg = build_config(spec.params)
+    rd = Path(cfg.run_dir) if Path(cfg.run_dir).is_absolute() else Path(project_dir) / cfg.run_dir
+    rd.mkdir(parents=True, exist_ok=True)
+    launch = rd / "torchrun_config.yaml"
+    atomic_write_text(launch, dump_config(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(nproc)}",
+           "-m", "fgra_core.train", "--config", str(launch), "--no-progress"]
+    with open(rd / "run.log", "a", encoding="utf-8") as log:
+        log.write(f"--- {_now()} {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.run(cmd, cwd=str(project_dir), stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"torchrun training of {spec.run_id} ended with status {proc.returncode} (log: {rd / 'run.log'})")
+    run_fn(spec)
+
+
 @dataclass
 class StudyReport:
     plan: str
@@ -618,7 +708,7 @@ class Study:
                  num_threads: int = 0, response_maps: int = 1, show_progress: bool = True,
                  jobs: int | None = None, run_fn: Callable[[RunSpec], Any] | None = None,
                  aggregate_fn: Callable[[str, dict, Path], Any] | None = None,
-                 batch_fn: Callable[[list[RunSpec]], Any] | None = None):
+                 batch_fn: Callable[[list[RunSpec]], Any] | None = None, executor=None):
         self.plan = plan if isinstance(plan, Plan) else load_plan(plan)
         self.project_dir = Path(project_dir).resolve()
         p = self.project_dir
@@ -647,12 +737,14 @@ class Study:
                                build_dataset=_build_dataset)
         self.smoke = smoke
         self.num_threads = num_threads
+        # partials of top-level functions: picklable, for the executors that run them in other processes
+        self.run_fn = run_fn or functools.partial(papermill_run, notebooks_dir=self.notebooks_dir,
+                                                  project_dir=self.project_dir)
         # several head-regime runs in one notebook execution, unless runs are executed by a given run_fn
-        self.batch_fn = batch_fn or (None if run_fn else (lambda specs: papermill_batch(
-            specs, notebooks_dir=self.notebooks_dir, project_dir=self.project_dir, num_threads=self.num_threads,
-            show_progress=self.show_progress)))
-        self.run_fn = run_fn or (lambda spec: papermill_run(spec, notebooks_dir=self.notebooks_dir,
-                                                            project_dir=self.project_dir))
+        self.batch_fn = batch_fn or (None if run_fn else functools.partial(
+            papermill_batch, notebooks_dir=self.notebooks_dir, project_dir=self.project_dir,
+            num_threads=self.num_threads, show_progress=self.show_progress))
+        self.executor = executor   # fgra_core.executors.Executor; None: LocalExecutor(jobs)
         self.aggregate_fn = aggregate_fn or (lambda name, params, out: papermill_aggregate(
             name, params, notebooks_dir=self.notebooks_dir, out_path=out, project_dir=self.project_dir))
 
@@ -697,53 +789,10 @@ class Study:
     # ----------------------------------------------------------------- runs
     def _execute_one(self, spec: RunSpec) -> str | None:
         """Run one pending run; ``None`` when it finished, else the error (recorded in status.json)."""
-        rd = self.run_dir(spec)
-        t0 = time.time()
-        if holder(rd) is not None:
-            return HELD  # another process (another study) is computing it
-        try:
-            self.run_fn(spec)
-            if not is_finished(rd):
-                raise RuntimeError(f"the run ended without a finished results.json in {rd}")
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # a failed run is recorded and the study goes on
-            if isinstance(exc, RunLockedError) or getattr(exc, "ename", None) == RunLockedError.__name__:
-                return HELD  # its holder records it, not this study
-            return record_failure(rd, spec, exc, time.time() - t0)["error"]
-        atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id,
-                                               "finished_at": _now(), "seconds": round(time.time() - t0, 1),
-                                               "groups": spec.groups, "params": spec.params})
-        return None
+        return execute_one(spec, run_fn=self.run_fn, project_dir=self.project_dir)
 
     def _execute_unit(self, unit: list[RunSpec]) -> list[tuple[RunSpec, str | None]]:
-        """One notebook execution: a single run, or several head-regime runs together."""
-        if len(unit) == 1 or self.batch_fn is None:
-            return [(spec, self._execute_one(spec)) for spec in unit]
-        t0 = time.time()
-        exc: BaseException | None = None
-        try:
-            self.batch_fn(unit)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # the runs' own status files say which failed
-            exc = e
-        out = []
-        for spec in unit:
-            rd = self.run_dir(spec)
-            if is_finished(rd):
-                atomic_write_json(rd / "status.json", {"status": "finished", "run_id": spec.run_id, "finished_at": _now(),
-                                                       "seconds": round((time.time() - t0) / len(unit), 1),
-                                                       "groups": spec.groups, "params": spec.params})
-                out.append((spec, None))
-                continue
-            st = read_json(rd / "status.json") or {}
-            if st.get("status") == "failed" and st.get("error"):
-                out.append((spec, st["error"]))
-            else:
-                err = exc or RuntimeError(f"the run ended without a finished results.json in {rd}")
-                out.append((spec, record_failure(rd, spec, err, time.time() - t0)["error"]))
-        return out
+        return execute_unit(unit, run_fn=self.run_fn, batch_fn=self.batch_fn, project_dir=self.project_dir)
 
     def _execute_trunks(self, pending: list[RunSpec], done) -> list[RunSpec]:
         """The plan's trunk run first (the other runs load its trunk), then its trunk file."""
@@ -778,7 +827,7 @@ class Study:
         held: list[RunSpec] = []
 
         def done(spec: RunSpec, error: str | None) -> None:
-            if error is HELD:
+            if error == HELD:
                 held.append(spec)
                 return
             if error is None:
@@ -788,30 +837,20 @@ class Study:
                 bar.write(f"run {spec.run_id} failed: {error} (details in {self.run_dir(spec) / 'status.json'})")
             bar.update(1)
 
+        from .executors import LocalExecutor
+
         pending = self._execute_trunks(pending, done)
         units = units_of(pending, self.plan.batch, self.jobs)
-        if self.jobs <= 1:
-            for unit in units:
-                bar.set_postfix_str(unit[0].run_id, refresh=True)
-                for spec, error in self._execute_unit(unit):
-                    done(spec, error)
-        else:
-            from concurrent.futures import ThreadPoolExecutor, as_completed
-
-            # each unit is its own kernel process; the threads only wait for them
-            with ThreadPoolExecutor(self.jobs) as pool:
-                futures = {pool.submit(self._execute_unit, unit): unit for unit in units}
-                try:
-                    for fut in as_completed(futures):
-                        bar.set_postfix_str(futures[fut][0].run_id, refresh=True)
-                        for spec, error in fut.result():
-                            done(spec, error)
-                except BaseException:
-                    for fut in futures:
-                        fut.cancel()
-                    raise
-            order = {spec.run_id: i for i, spec in enumerate(self.runs)}
-            report.finished.sort(key=order.get)
+        # local threads (each unit is its own kernel process; the threads only wait), one unit per GPU,
+        # or Slurm jobs: the executor gets a picklable top-level function of one unit
+        executor = self.executor or LocalExecutor(self.jobs)
+        fn = functools.partial(execute_unit, run_fn=self.run_fn, batch_fn=self.batch_fn, project_dir=self.project_dir)
+        for unit, results in executor.map(fn, units):
+            bar.set_postfix_str(unit[0].run_id, refresh=True)
+            for spec, error in results:
+                done(spec, error)
+        order = {spec.run_id: i for i, spec in enumerate(self.runs)}
+        report.finished.sort(key=order.get)
         while held:  # runs another process was computing: wait for it, then take what it left
             spec = held.pop(0)
             bar.write(f"run {spec.run_id} is being computed by {holder(self.run_dir(spec)) or 'another process'}; "
@@ -928,22 +967,64 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-aggregates", action="store_true", help="only the runs")
     parser.add_argument("--aggregates-only", action="store_true", help="only the aggregate notebooks")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cost = parser.add_argument_group("cost estimate (works without the datasets; nothing runs)")
+    cost.add_argument("--estimate", action="store_true",
+                      help="print runs, epochs, iterations, frames and GPU-hours per dataset and in total, then stop")
+    cost.add_argument("--frames-per-s", type=float, default=None, metavar="X",
+                      help="training frames/s of one GPU (default: the measured H100 rate, benchmarks/README.md)")
+    cost.add_argument("--eval-frames-per-s", type=float, default=None, metavar="X",
+                      help="evaluation frames/s of one GPU (default: the measured H100 rate)")
+    disp = parser.add_argument_group("dispatch (docs: README 'Paper scale: cost and dispatch')")
+    disp.add_argument("--executor", default="local", help="local (this machine, default) or slurm (through submitit)")
+    disp.add_argument("--gpus", default=None, metavar="I,J,...",
+                      help="local: one run per listed GPU at a time (e.g. --gpus 0,1,2,3); replaces --jobs")
+    disp.add_argument("--partition", default=None, help="Slurm partition")
+    disp.add_argument("--time", default=None, help="Slurm time limit per run: minutes or [D-]HH:MM[:SS] (default 24 h)")
+    disp.add_argument("--gpus-per-run", type=int, default=None,
+                      help="Slurm: GPUs per run (default 1; more: DistributedDataParallel through torchrun in the job)")
+    disp.add_argument("--cpus-per-run", type=int, default=None, help="Slurm: CPUs per run (default 8)")
+    disp.add_argument("--mem-gb", type=float, default=None, help="Slurm: memory per run in GB")
+    disp.add_argument("--max-parallel", type=int, default=None,
+                      help="Slurm: one job array with at most this many runs at once")
+    disp.add_argument("--account", default=None, help="Slurm account")
+    disp.add_argument("--qos", default=None, help="Slurm quality of service")
+    disp.add_argument("--slurm-cluster", default="slurm", choices=SUBMITIT_CLUSTERS_CLI,
+                      help="slurm (default); local or debug run the same jobs on this machine through submitit")
     args = parser.parse_args(argv)
     from .cli_errors import RESUME_STUDY, run_cli
 
+    if args.estimate:
+        return _estimate_main(args)
     return run_cli(lambda: _main(args), interrupted=RESUME_STUDY)
 
 
 def _main(args) -> int:
     from .cli_errors import print_error
+    from .executors import make_executor
 
+    slurm_opts = {k: getattr(args, k) for k in ("partition", "time", "gpus_per_run", "cpus_per_run", "mem_gb",
+                                                 "max_parallel", "account", "qos")}
     try:
+        executor = make_executor(
+            args.executor, jobs=1, gpus=args.gpus, slurm=slurm_opts, cluster=args.slurm_cluster,
+            folder=Path(args.project_dir) / "results" / "runs" / AGGREGATE_DIR / "slurm",
+            key=_unit_key, on_error=_job_failed)
         study = Study(args.plan, project_dir=args.project_dir, data_roots=_parse_roots(args.data_root),
                       extra=parse_assignments(args.overrides), num_threads=args.threads,
-                      jobs=None if args.jobs is None else _jobs(args.jobs if args.jobs == "auto" else _int(args.jobs), "--jobs"),
+                      jobs=len(executor.gpus) if hasattr(executor, "gpus") else (  # --gpus: cores shared by the runs
+                          None if args.jobs is None else _jobs(args.jobs if args.jobs == "auto" else _int(args.jobs), "--jobs")),
                       show_progress=not args.no_progress)
     except FGRAError as exc:
         return print_error(exc)
+    if args.executor == "local" and args.gpus is None:
+        executor = None   # the plan's / --jobs' side-by-side runs
+    else:
+        study.executor = executor
+        gpus_per_run = getattr(getattr(executor, "options", None), "gpus_per_run", 1)
+        if gpus_per_run > 1:
+            study.run_fn = functools.partial(torchrun_then, nproc=gpus_per_run, project_dir=study.project_dir,
+                                             run_fn=study.run_fn)
+            study.batch_fn = None   # each run its own job through torchrun
     if args.list:
         states = study.states()
         print(f"plan {study.plan.name} ({study.plan.source}): {len(study.runs)} runs")
@@ -952,6 +1033,8 @@ def _main(args) -> int:
         return 0
     report = StudyReport(plan=study.plan.name)
     t0 = time.time()
+    if executor is not None and not args.aggregates_only:
+        print(f"runs on: {executor.describe()}")
     try:
         if not args.aggregates_only:
             study.execute_runs(report)
@@ -966,6 +1049,55 @@ def _main(args) -> int:
     report.seconds = time.time() - t0
     print(report.summary())
     return 0 if report.ok else 1
+
+
+SUBMITIT_CLUSTERS_CLI = ("slurm", "local", "debug")
+
+
+def _unit_key(unit: list[RunSpec]) -> str:
+    """A job's name: its run, or its first run and how many more."""
+    return unit[0].run_id + (f"+{len(unit) - 1}" if len(unit) > 1 else "")
+
+
+def _job_failed(unit: list[RunSpec], exc: BaseException) -> list[tuple[RunSpec, str]]:
+    """A Slurm job that ended outside its runs (time limit, node failure): each run it had not
+    finished is recorded like a failed run; the next start of the study submits it again (a
+    fine-tune run resumes from its last checkpoint)."""
+    return [(spec, None) if is_finished(Path(spec.params["run_dir"])) else
+            (spec, record_failure(Path(spec.params["run_dir"]), spec, exc, 0.0)["error"]) for spec in unit]
+
+
+def _estimate_main(args) -> int:
+    """``--estimate``: the plan's runs and what they cost, from known dataset statistics (no data read)."""
+    from .estimate import (
+        MEASURED_EVAL_FPS, MEASURED_TRAIN_FPS, check_throughput, estimate_runs, format_estimate, run_configs,
+    )
+
+    try:
+        train_fps = check_throughput(args.frames_per_s, "--frames-per-s")
+        eval_fps = check_throughput(args.eval_frames_per_s, "--eval-frames-per-s")
+        plan = load_plan(args.plan)
+        cli_roots = _parse_roots(args.data_root)
+        roots = {ds: cli_roots.get(ds) or spec.get("root") for ds, spec in plan.datasets.items()}
+        extra = parse_assignments(args.overrides)
+        runs = expand_plan(plan, roots=roots, extra=extra, show_progress=False)
+        configs = run_configs((s.run_id, s.params) for s in runs)
+        gpus = len(args.gpus.split(",")) if args.gpus else None
+    except (FGRAError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        costs = estimate_runs(configs)
+        alt_costs = estimate_runs(configs, epoch_mode="groups")
+    except KeyError as exc:
+        print(f"error: plan {plan.name}: {exc.args[0]}", file=sys.stderr)
+        return 2
+    different = any(a.iterations != b.iterations for a, b in zip(costs, alt_costs))
+    print(format_estimate(plan.name, costs, train_fps=train_fps or MEASURED_TRAIN_FPS,
+                          eval_fps=eval_fps or MEASURED_EVAL_FPS, measured=train_fps is None,
+                          alt_costs=alt_costs if different else None,
+                          alt_label="the every-group epoch (--set train.epoch_mode=groups)", gpus=gpus), end="")
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,15 @@ METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP")
 LABELS = {"rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10", "rank20": "rank-20", "mAP": "mAP"}
 DATASET_NAMES = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID-2011", "synthetic": "synthetic"}
 DASH = "—"
+# runs on generated identity splits (a dataset's own split file absent) cannot be set beside published numbers
+NOT_COMPARABLE = "generated splits: not comparable with published numbers"
+MARK = "†"
+
+
+def not_comparable(dataset: str, split_source: str) -> bool:
+    """Whether rows of ``dataset`` come from generated splits of a dataset that has published
+    numbers (the synthetic set is always generated, and has none)."""
+    return dataset != "synthetic" and "generated" in str(split_source or "")
 
 
 def variant_name(index: int) -> str:
@@ -111,6 +120,7 @@ def _row(result: dict, run_id: str) -> dict:
         "levelled_off": conv.get("levelled_off"),
         "temporal_entropy": weights.get("temporal_entropy"),
         "spatial_weight_range": weights.get("spatial_weight_range"),
+        "split_source": (result.get("dataset_info") or {}).get("split_source", ""),
     }
     for m in METRICS:
         value = metrics.get(m)
@@ -143,7 +153,7 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
     cols = ["run_id", "dataset", "split_id", "variant", "backbone", "seq_len", "num_regions", "epochs", "seed",
             "misalignment", "height", "width", "weights", "data", "protocol", "ap_form", "num_queries", "num_valid",
             "train_time_s", "eval_time_s", "device", "run_dir", "regime", "reading", "steps", "loss_change",
-            "levelled_off", "temporal_entropy", "spatial_weight_range", *METRICS, "groups"]
+            "levelled_off", "temporal_entropy", "spatial_weight_range", "split_source", *METRICS, "groups"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -186,6 +196,8 @@ def _aggregate(df: pd.DataFrame, keys: list[str], metrics: Iterable[str] = METRI
     out["protocol"] = g["protocol"].agg(lambda s: "/".join(sorted({str(x) for x in s})))
     if "data" in df.columns and "data" not in keys:
         out["data"] = g["data"].agg(lambda s: "/".join(sorted({str(x) for x in s if x})))
+    if "split_source" in df.columns:
+        out["split_source"] = g["split_source"].agg(lambda s: "/".join(sorted({str(x) for x in s if x})))
     return out.reset_index()
 
 
@@ -210,7 +222,10 @@ def table2(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
                         out.at[i, f"{m}_paper"] = p.loc[key, m]
     for m in ("rank1", "rank5", "mAP"):
         out[f"{m}_diff"] = out[m] - out[f"{m}_paper"]
-    cols = ["dataset", "data", "regime", "variant", "method", "splits", "seeds", "runs", "queries", "protocol"]
+    if "split_source" not in out.columns:
+        out["split_source"] = ""
+    cols = ["dataset", "data", "regime", "variant", "method", "splits", "seeds", "runs", "queries", "protocol",
+            "split_source"]
     for m in ("rank1", "rank5", "mAP"):
         cols += [m, f"{m}_std", f"{m}_paper", f"{m}_diff"]
     cols += [c for c in ("steps", "not_levelled", "max_loss_change", "temporal_entropy", "spatial_weight_range")
@@ -295,7 +310,8 @@ def table1(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
     for ds in datasets:
         o = ours[ours["dataset"] == ds].iloc[0]
         pr = paper_rows.get(ds, {})
-        base = {"dataset": ds, "protocol": o["protocol"], "ap_form": recipe[ds]["ap_form"], "splits": int(o["splits"])}
+        base = {"dataset": ds, "protocol": o["protocol"], "ap_form": recipe[ds]["ap_form"], "splits": int(o["splits"]),
+                "split_source": o.get("split_source", "")}
         if pr:
             out.append({**base, "row": "paper (FGRA)", **{m: pr.get(m, math.nan) for m in METRICS},
                         "protocol": "not stated", "ap_form": "", "splits": math.nan,
@@ -303,7 +319,7 @@ def table1(df: pd.DataFrame, paper: pd.DataFrame | None = None, group: str = "ab
         out.append({**base, "row": "ours", **{m: o[m] for m in METRICS}, "recipe": recipe[ds]["recipe"]})
         if pr:  # the paper has no numbers for the synthetic set
             out.append({**base, "row": "ours - paper", **{m: o[m] - pr.get(m, math.nan) for m in METRICS}, "recipe": ""})
-    cols = ["dataset", "row", *METRICS, "protocol", "ap_form", "splits", "recipe"]
+    cols = ["dataset", "row", *METRICS, "protocol", "ap_form", "splits", "split_source", "recipe"]
     return pd.DataFrame(out, columns=cols)
 
 
@@ -398,6 +414,8 @@ def table2_markdown(t2: pd.DataFrame) -> str:
     for _, t in t2.groupby(["dataset", "data", "regime"], sort=False, dropna=False):
         has_paper = t["rank1_paper"].notna().any()
         head = _context(t) + (")" if has_paper else "; the paper has no numbers for this set)")
+        if not_comparable(t["dataset"].iloc[0], t["split_source"].iloc[0] if "split_source" in t.columns else ""):
+            head += f" — **{NOT_COMPARABLE}**"
         rows = []
         for _, r in t.iterrows():
             row = {"variant": r["method"]}
@@ -421,30 +439,38 @@ def table1_markdown(t1: pd.DataFrame) -> str:
     if t1.empty:
         return "_No finished full-model runs._\n"
     rows = []
+    marked = False
     for _, r in t1.iterrows():
         signed = r["row"] == "ours - paper"
-        row = {"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]), "row": r["row"]}
+        label = r["row"]
+        if r["row"] != "paper (FGRA)" and not_comparable(r["dataset"], r.get("split_source", "")):
+            label, marked = f"{label} {MARK}", True
+        row = {"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]), "row": label}
         for m in METRICS:
             row[LABELS[m]] = _num(r[m], signed=signed)
         row["protocol"] = r["protocol"] if r["row"] != "ours - paper" else ""
         row["AP"] = r["ap_form"] if r["row"] == "ours" else ""
         row["recipe"] = r["recipe"]
         rows.append(row)
-    return _md(pd.DataFrame(rows)) + "\n"
+    return _md(pd.DataFrame(rows)) + "\n" + (f"\n{MARK} {NOT_COMPARABLE}.\n" if marked else "")
 
 
 def sweep_markdown(t: pd.DataFrame, x: str, label: str) -> str:
     if t.empty:
         return "_No finished sweep runs._\n"
     rows = []
+    marked = False
     for _, r in t.iterrows():
-        rows.append({"dataset": DATASET_NAMES.get(r["dataset"], r["dataset"]),
+        name = DATASET_NAMES.get(r["dataset"], r["dataset"])
+        if not_comparable(r["dataset"], r.get("split_source", "")):
+            name, marked = f"{name} {MARK}", True
+        rows.append({"dataset": name,
                      **({"regime": r["regime"]} if "regime" in t.columns else {}), label: int(r[x]),
                      "rank-1": _with_std(r["rank1"], r["rank1_std"], r.get("runs", r["splits"])),
                      "mAP": _with_std(r["mAP"], r["mAP_std"], r.get("runs", r["splits"])),
                      "splits x seeds": f"{int(r['splits'])} x {int(r.get('seeds', 1))}",
                      **({"levelled off": _levelled(r)} if "not_levelled" in t.columns else {})})
-    return _md(pd.DataFrame(rows)) + "\n"
+    return _md(pd.DataFrame(rows)) + "\n" + (f"\n{MARK} {NOT_COMPARABLE}.\n" if marked else "")
 
 
 def misalignment_markdown(t: pd.DataFrame, variants: tuple[int, int] = (3, 8)) -> str:

@@ -21,7 +21,8 @@ import numpy as np
 
 from fgra_core.data.records import VideoDataset
 from fgra_core.data.splits import (
-    assemble, check_split, generate_splits, pick_split, read_json_splits, save_generated_splits, scan_cameras,
+    assemble, check_split, generate_splits, pick_split, read_json_splits, resolve_split_file, save_generated_splits,
+    scan_cameras,
 )
 from fgra_core.errors import DatasetError
 
@@ -84,7 +85,7 @@ def load_ilidsvid(
     cam1_persons = sorted(p for p, cams in sequences.items() if 0 in cams)
     both = sorted(p for p, cams in sequences.items() if len(cams) == 2)
 
-    path = Path(split_file) if split_file is not None else _find_split_file(root)
+    path = resolve_split_file("ilidsvid", split_file) if split_file is not None else _find_split_file(root)
     info: dict = {"root": str(root), "split_id": split_id, "num_identities": len(both)}
     if path is not None:
         if not path.is_file():

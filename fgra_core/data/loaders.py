@@ -173,16 +173,19 @@ def build_train_loader(
     sample_mode: str = "consecutive",
     transform: ClipTransform | None = None,
     pin_memory: bool = False,
+    epoch_mode: str = "groups",
 ) -> TrainLoader:
     """Loader of P x K batches: ``(clips [P*K, N, 3, H, W], pids [P*K], camids [P*K])``.
 
-    Call ``loader.set_epoch(epoch)`` before each epoch.
+    Call ``loader.set_epoch(epoch)`` before each epoch. ``epoch_mode`` is what an epoch is:
+    ``"groups"`` or ``"identities"`` (see :mod:`fgra_core.data.samplers`).
     """
     tracklets = dataset.train if isinstance(dataset, VideoDataset) else list(dataset)
     transform = transform if transform is not None else ClipTransform(height, width, train=True)
     cache = FrameCache(cache_dir, max_bytes=cache_max_bytes)
     ds = TrainClipDataset(tracklets, seq_len, transform, sample_mode, seed, cache)
-    sampler = RandomIdentitySampler([t.pid for t in tracklets], P, K, seed=seed, rank=rank, world_size=world_size)
+    sampler = RandomIdentitySampler([t.pid for t in tracklets], P, K, seed=seed, rank=rank, world_size=world_size,
+                                    epoch_mode=epoch_mode)
     return TrainLoader(
         ds,
         batch_sampler=KeyedBatchSampler(sampler),

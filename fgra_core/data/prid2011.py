@@ -7,7 +7,8 @@ Layout (``root`` may also be the ``prid_2011`` folder itself)::
     <root>/splits_prid2011.json          (optional; also looked for inside prid_2011/)
 
 The split file is a JSON list of 10 dicts ``{"train": [...], "test": [...]}`` of person folder
-names (89 / 89 of the 178 identities). Without it, the identities kept are those seen by both
+names (89 / 89 of the 178 identities); ``split_file="standard"`` is the package's copy of the
+standard file (``fgra_core/splits/splits_prid2011.json``, the default of the paper recipe). Without it, the identities kept are those seen by both
 cameras whose sequences have more than 21 frames in *each* camera (``min_frames=22``, i.e.
 at least 22 frames, following Zheng et al. 2016 as cited by the FGRA paper: 178 identities),
 and 10 seeded random 50/50 splits of them are generated and written to
@@ -22,7 +23,8 @@ from pathlib import Path
 
 from fgra_core.data.records import VideoDataset
 from fgra_core.data.splits import (
-    assemble, check_split, generate_splits, pick_split, read_json_splits, save_generated_splits, scan_cameras,
+    assemble, check_split, generate_splits, pick_split, read_json_splits, resolve_split_file, save_generated_splits,
+    scan_cameras,
 )
 from fgra_core.errors import DatasetError
 
@@ -65,11 +67,13 @@ def load_prid2011(
     sequences = scan_cameras({0: shot_dir / "cam_a", 1: shot_dir / "cam_b"}, "person_", PRID_LAYOUT)
     both = sorted(p for p, cams in sequences.items() if len(cams) == 2)
 
-    path = Path(split_file) if split_file is not None else _find_split_file(root)
+    path = resolve_split_file("prid2011", split_file) if split_file is not None else _find_split_file(root)
     info: dict = {"root": str(root), "split_id": split_id, "num_identities_both_cameras": len(both)}
     if path is not None:
         splits = read_json_splits(path)
         info.update(split_source="file", split_path=str(path))
+        if str(split_file) == "standard":
+            info["split_name"] = "standard"
         source = str(path)
     else:
         kept = [p for p in both if all(len(t) >= min_frames for t in sequences[p].values())]

@@ -7,6 +7,16 @@ fills the group with draws with replacement; a last incomplete group is dropped)
 taking one group from each of ``P`` random identities that still have groups. All ranks build
 the same batch list from ``(seed, epoch)``; rank ``r`` of ``world_size`` takes batches
 ``r, r + world_size, ...`` truncated so that every rank gets the same number.
+
+What an epoch is (``epoch_mode``):
+
+* ``"groups"``: the every-group epoch above -- each identity appears once per group of ``K`` of
+  its tracklets, so identities with many tracklets appear many times (MARS: 108-110 batches of
+  16 x 4 per epoch);
+* ``"identities"``: the epoch of the common video re-ID samplers -- each identity appears once,
+  with ``K`` of its tracklets drawn without replacement (fewer than ``K``: every tracklet once and
+  the rest drawn with replacement); the identities are shuffled and cut into batches of ``P``, a
+  last incomplete batch dropped: ``num_identities // P`` batches (MARS: 625 // 16 = 39).
 """
 from __future__ import annotations
 
@@ -17,9 +27,15 @@ import numpy as np
 
 from fgra_core.errors import ConfigError
 
+EPOCH_MODES = ("groups", "identities")
+
 
 class RandomIdentitySampler:
-    def __init__(self, pids: Sequence[int], P: int = 16, K: int = 4, seed: int = 0, rank: int = 0, world_size: int = 1):
+    def __init__(self, pids: Sequence[int], P: int = 16, K: int = 4, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 epoch_mode: str = "groups"):
+        if epoch_mode not in EPOCH_MODES:
+            raise ConfigError(f"epoch_mode must be one of {', '.join(repr(m) for m in EPOCH_MODES)}, got {epoch_mode!r}")
+        self.epoch_mode = epoch_mode
         if P < 1 or K < 1:
             raise ConfigError(f"P and K must be >= 1, got P={P}, K={K}")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -50,6 +66,10 @@ class RandomIdentitySampler:
         if self._cache is not None and self._cache[0] == epoch:
             return self._cache[1]
         rng = np.random.default_rng([self.seed, epoch])
+        if self.epoch_mode == "identities":
+            batches = self._identity_batches(rng)
+            self._cache = (epoch, batches)
+            return batches
         pending: dict[int, list[np.ndarray]] = {}
         for pid, idx in self.index_of_pid.items():
             if len(idx) < self.K:  # every tracklet once, the rest drawn with replacement
@@ -69,6 +89,19 @@ class RandomIdentitySampler:
             available = [p for p in available if pending[p]]
         self._cache = (epoch, batches)
         return batches
+
+    def _identity_batches(self, rng: np.random.Generator) -> list[list[int]]:
+        """Each identity once, with ``K`` of its tracklets; ``num_identities // P`` batches."""
+        groups = []
+        for idx in self.index_of_pid.values():
+            if len(idx) < self.K:
+                pick = np.concatenate([idx, rng.choice(idx, size=self.K - len(idx), replace=True)])
+            else:
+                pick = rng.choice(idx, size=self.K, replace=False)
+            groups.append(rng.permutation(pick))
+        order = rng.permutation(len(groups))
+        n = len(order) // self.P
+        return [np.concatenate([groups[g] for g in order[b * self.P:(b + 1) * self.P]]).tolist() for b in range(n)]
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.all_batches()

@@ -23,6 +23,25 @@ from fgra_core.io import atomic_write_json
 
 SPLIT_JSON_LAYOUT = 'a JSON list of dicts {"train": [...], "test": [...]} of person folder names'
 
+# ``data.split_file: standard``: the standard split file of a dataset, shipped with the package
+STANDARD = "standard"
+STANDARD_SPLIT_FILES = {
+    "prid2011": Path(__file__).resolve().parents[1] / "splits" / "splits_prid2011.json",  # the 10 standard splits
+}
+
+
+def resolve_split_file(dataset: str, split_file: str | os.PathLike | None) -> Path | None:
+    """``split_file`` as a path; ``"standard"`` names the package's copy of the dataset's standard
+    split file (PRID-2011: the 10 splits of 89 / 89 identities used by published results)."""
+    if split_file is None:
+        return None
+    if str(split_file) == STANDARD:
+        if dataset not in STANDARD_SPLIT_FILES:
+            raise DatasetError(f"data.split_file {STANDARD!r}: no standard split file is shipped for {dataset} "
+                               f"(only for {', '.join(STANDARD_SPLIT_FILES)}); give the path of a split file, or null")
+        return STANDARD_SPLIT_FILES[dataset]
+    return Path(split_file)
+
 
 def cache_root() -> Path:
     return Path(os.environ.get("FGRA_CACHE_DIR", Path.home() / ".cache" / "fgra_core"))

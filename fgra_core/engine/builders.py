@@ -104,4 +104,4 @@ def _build_cpu_train_loader(cfg: RunConfig, data: RunData, dinfo: DistInfo, pin_
         num_workers=d.num_workers, seed=t.seed, rank=dinfo.rank, world_size=dinfo.world_size,
         sample_mode=d.sample_mode, cache_dir=d.cache_dir, cache_max_bytes=_cache_bytes(cfg),
         transform=ClipTransform(d.height, d.width, train=True, flip_p=d.flip, erase_p=d.random_erasing),
-        pin_memory=pin_memory)
+        pin_memory=pin_memory, epoch_mode=t.epoch_mode)

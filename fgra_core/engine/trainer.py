@@ -20,6 +20,7 @@ from ..errors import ConfigError, FGRAError, RunLockedError, StorageError, Train
 from ..io import append_jsonl, atomic_write_json, atomic_write_text, json_line, remove_stale_temps
 from ..locks import hold_run
 from ..data.device_transforms import to_device_batch
+from ..precision import amp_dtype
 from . import checkpoint as ckpt_lib
 from . import run_record
 from .convergence import convergence
@@ -47,7 +48,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 def _amp_setup(cfg: RunConfig, device: torch.device):
     use_amp = bool(cfg.train.amp and device.type == "cuda")
-    dtype = torch.bfloat16 if (use_amp and torch.cuda.is_bf16_supported()) else torch.float16
+    dtype = amp_dtype(device) if use_amp else torch.float16  # the same type at test time (fgra_core/precision.py)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
     return use_amp, dtype, scaler
 

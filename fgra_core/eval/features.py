@@ -88,8 +88,11 @@ def _features_of(out) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, amp: bool):
+    """Autocast in the training's type (bfloat16 where supported, else float16: fgra_core/precision.py)."""
     if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.float16)
+        from fgra_core.precision import amp_dtype
+
+        return torch.autocast(device_type="cuda", dtype=amp_dtype(device))
     return nullcontext()
 
 
@@ -181,7 +184,8 @@ def extract_features(
         load_frames: ``tracklet -> uint8 [T, H, W, 3]``; default: the in-memory array of the
             tracklet, else :func:`fgra_core.data.loaders.load_frames`.
         show_progress: tqdm bar over tracklets.
-        amp: float16 autocast on CUDA (ignored on CPU).
+        amp: autocast on CUDA in the training's type, bfloat16 where supported, else float16
+            (ignored on CPU).
         return_stats: also return :class:`ExtractionStats` (``(features, stats)``).
     """
     if frame_budget < 1:
