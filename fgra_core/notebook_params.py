@@ -73,7 +73,7 @@ LOCATION_KEYS = frozenset({"run_dir", "resume", "device", "data.root", "data.num
 
 # settings added after runs were first recorded, with the value every earlier run had: at that value
 # they are left out of a run's identity, so that adding them keeps the ids of finished runs
-HASH_NEUTRAL: dict[str, Any] = {"train.epoch_mode": "groups"}
+HASH_NEUTRAL: dict[str, Any] = {"train.epoch_mode": "groups", "data.augment_on": "auto"}
 
 
 def check_json_safe(value: Any, where: str = "value") -> None:
