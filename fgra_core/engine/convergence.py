@@ -4,8 +4,13 @@
 values (at least 2) and reports the change that line predicts across that window, relative to the
 window's mean loss -- or to ``floor`` (20%) of the first window's mean loss when that is larger,
 because a loss near 0 (a memorised training set) makes any change "large" relative to itself. A
-run has *levelled off* when the magnitude is at most ``tolerance`` (5%): its loss changes by at
-most 5% of its current level, or by at most 1% (5% of 20%) of its starting level.
+run has *levelled off* when the magnitude is at most ``tolerance`` (5%) -- its loss changes by at
+most 5% of its current level, or by at most 1% (5% of 20%) of its starting level -- up to the
+noise of the estimate: the mini-batch loss of a step varies by about half its value from batch to
+batch, so a line through tens of steps is uncertain by several percent. ``relative_se`` is the
+standard error of the fitted change (from the residuals of the fit), and the run counts as
+levelled off when ``|relative_change| - 1.96 relative_se <= tolerance``: a change of more than
+5% that the noise cannot explain means it was still learning (or diverging).
 The values are per step in the head regime and per epoch in the fine-tune regime (what each
 records); a noisy but flat curve has a slope near 0, a still-falling one a clearly negative slope.
 """
@@ -19,6 +24,7 @@ import numpy as np
 FRACTION = 0.10
 TOLERANCE = 0.05
 FLOOR = 0.20
+Z95 = 1.96
 
 
 def convergence(losses: Sequence[float], fraction: float = FRACTION, tolerance: float = TOLERANCE,
@@ -32,7 +38,7 @@ def convergence(losses: Sequence[float], fraction: float = FRACTION, tolerance: 
     """
     vals = np.asarray([v for v in losses if v is not None], dtype=np.float64)
     n = len(vals)
-    out = {"relative_change": None, "window": 0, "levelled_off": None, "tolerance": tolerance}
+    out = {"relative_change": None, "relative_se": None, "window": 0, "levelled_off": None, "tolerance": tolerance}
     if n < 2:
         return out
     w = max(2, math.ceil(fraction * n))
@@ -47,7 +53,13 @@ def convergence(losses: Sequence[float], fraction: float = FRACTION, tolerance: 
         out["window"] = w
         return out
     x = np.arange(w, dtype=np.float64)
-    slope = float(np.polyfit(x, y, 1)[0])
+    slope, intercept = (float(v) for v in np.polyfit(x, y, 1))
     rel = slope * (w - 1) / scale
-    out.update(relative_change=rel, window=w, levelled_off=bool(abs(rel) <= tolerance))
+    se = 0.0
+    if w > 2:
+        resid = y - (slope * x + intercept)
+        se_slope = math.sqrt(float(resid @ resid) / (w - 2)) / math.sqrt(float(((x - x.mean()) ** 2).sum()))
+        se = se_slope * (w - 1) / scale
+    out.update(relative_change=rel, relative_se=se, window=w,
+               levelled_off=bool(abs(rel) - Z95 * se <= tolerance))
     return out
