@@ -10,7 +10,6 @@ from fgra_core.data.loaders import TrainClipDataset, build_train_loader
 from fgra_core.data.packed_frames import PackedFrameCache
 from fgra_core.data.records import Tracklet
 from fgra_core.data.transforms import ClipTransform
-from fgra_core.engine import builders
 from fgra_core.engine.builders import build_data, build_train_loader_for
 from fgra_core.engine.distributed import DistInfo
 from fgra_core.errors import DatasetError

@@ -3,7 +3,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from fgra_core.data.frames import FrameCache, read_image

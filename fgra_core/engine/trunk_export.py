@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from ..errors import FGRAError
 from ..io import atomic_torch_save
