@@ -19,7 +19,6 @@ takes seconds, and an interrupted one starts over. A finished run is returned as
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from ..data.samplers import RandomIdentitySampler
 from ..data.sampling import test_clips, train_indices
 from ..errors import TrainingDivergedError
 from ..eval.metrics import evaluate_features
-from ..io import atomic_torch_save, atomic_write_json, atomic_write_text
+from ..io import atomic_torch_save, atomic_write_json, atomic_write_text, json_line
 from ..models.fgra import weight_statistics
 from ..trunk_cache import TrunkFeatures, load_or_build
 from .builders import build_criterion, build_data, build_model, build_optimizer
@@ -81,23 +80,13 @@ def run_head(cfg: RunConfig, device: torch.device, *, show_progress: bool = True
     t1 = time.time()
     model.eval()
     res = evaluate_head(model, feats, ds, cfg, device)
-    atomic_write_text(run_dir / METRICS_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
+    atomic_write_text(run_dir / METRICS_FILE, "".join(json_line(r) for r in history))
     if model.variant.trained:   # the head only (the trunk is model.weights): for response maps and the explorer
         head_state = {k: v for k, v in model.state_dict().items() if not k.startswith("backbone.")}
         atomic_torch_save({"model": head_state, "regime": "head", "epoch": cfg.train.epochs, "config": to_dict(cfg),
                            "history": history}, run_dir / "checkpoints" / "last.pt")
     result = {
-        "status": "finished",
-        "run_dir": str(run_dir),
-        "dataset": cfg.data.dataset,
-        "split_id": cfg.data.split_id,
-        "variant": cfg.model.variant,
-        "backbone": cfg.model.backbone,
-        "seq_len": cfg.data.seq_len,
-        "num_regions": cfg.model.num_regions,
-        "epochs": cfg.train.epochs,
-        "seed": cfg.train.seed,
-        "regime": "head",
+        **run_record.result_header(cfg),
         **res,
         "steps": len(losses),
         "convergence": convergence(losses),

@@ -94,6 +94,14 @@ def _shown(diff: list[str]) -> str:
     return ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
 
 
+def result_header(cfg: RunConfig) -> dict:
+    """The first fields of every engine's finished record: what the run is."""
+    return {"status": "finished", "run_dir": str(cfg.run_dir), "dataset": cfg.data.dataset,
+            "split_id": cfg.data.split_id, "variant": cfg.model.variant, "backbone": cfg.model.backbone,
+            "seq_len": cfg.data.seq_len, "num_regions": cfg.model.num_regions, "epochs": cfg.train.epochs,
+            "seed": cfg.train.seed, "regime": cfg.train.regime}
+
+
 def read_finished(run_dir: str | Path) -> dict | None:
     """The run folder's finished record, or ``None`` (absent, unreadable or not finished)."""
     path = Path(run_dir) / RESULTS_FILE

@@ -285,17 +285,7 @@ def _train(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_ep
         t1 = time.time()
         res = evaluate_model(model, data, cfg, device, show_progress=show_progress)
         result = {
-            "status": "finished",
-            "run_dir": str(run_dir),
-            "dataset": cfg.data.dataset,
-            "split_id": cfg.data.split_id,
-            "variant": cfg.model.variant,
-            "backbone": cfg.model.backbone,
-            "seq_len": cfg.data.seq_len,
-            "num_regions": cfg.model.num_regions,
-            "epochs": cfg.train.epochs,
-            "seed": cfg.train.seed,
-            "regime": cfg.train.regime,
+            **run_record.result_header(cfg),
             **res,
             "convergence": convergence([r.get("total") for r in history if r.get("total") is not None]),
             "train_time_s": round(train_time, 3),
