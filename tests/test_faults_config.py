@@ -83,7 +83,7 @@ def test_wrong_type(tmp_path, no_training, settings, fragment):
     ({"data": {"flip": 1.5}}, "data.flip is a probability, got 1.5"),
     ({"data": {"dataset": "mars"}}, "data.root is required for dataset 'mars'"),
     ({"eval": {"protocol": "official"}}, "protocol 'official' is the MARS evaluation kit's protocol"),
-    ({"model": {"variant": 0}}, "model.variant must be a Table-2 row 1..8, got 0"),
+    ({"model": {"variant": -1}}, "model.variant must be a Table-2 row 1..8 (or 0, the untrained trunk), got -1"),
     ({"loss": {"label_smoothing": 1.0}}, "loss.label_smoothing must be in [0, 1), got 1.0"),
 ])
 def test_impossible_values(tmp_path, no_training, settings, fragment):
