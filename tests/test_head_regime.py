@@ -40,7 +40,7 @@ def test_head_runs_share_one_cache_and_record_what_the_claims_need(tmp_path, mon
         assert len(r["per_query"]["first_rank"]) == r["metrics"]["num_queries"] == 5
         hits = np.mean([f == 1 for f in r["per_query"]["first_rank"] if f > 0]) * 100
         assert hits == pytest.approx(r["metrics"]["rank1"])
-        assert set(r["convergence"]) == {"relative_change", "window", "levelled_off", "tolerance"}
+        assert set(r["convergence"]) == {"relative_change", "relative_se", "window", "levelled_off", "tolerance"}
     assert a["weights"]["temporal_entropy"] is not None and a["weights"]["spatial_weight_range"] is not None
     assert b["weights"]["spatial_weight_range"] is None
     # the head (and only the head) is saved; the finished run is returned as it is
