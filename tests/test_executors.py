@@ -104,7 +104,7 @@ def test_submitit_local_executor_runs_the_study_and_a_resubmission_only_sends_wh
     def study(runner):
         executor = ex.SubmititExecutor(folder, ex.SlurmOptions(time_min=5, gpus_per_run=0, cpus_per_run=1,
                                                                max_parallel=2), cluster="local", poll_s=0.1,
-                                       on_submit=lambda spec, job: submitted.append((spec.run_id, job)))
+                                       on_submit=lambda unit, job: submitted.append((unit[0].run_id, job)))
         return st.Study(st.load_plan(tiny_plan()), project_dir=tmp_path, run_fn=runner, show_progress=False,
                         aggregate_fn=lambda *a: None, notebooks_dir=tmp_path / "none", executor=executor)
 
