@@ -266,7 +266,7 @@ def overview(tables_by_study: dict[str, pd.DataFrame]) -> pd.DataFrame:
     texts: dict[str, str] = {}
     for study, t in tables_by_study.items():
         for _, r in t.iterrows():
-            label = f"{study}: {r['dataset']}{f' {r.data}' if isinstance(r.get('data'), str) and r.get('data') else ''}, {r['regime']}"
+            label = f"{'synthetic' if r['dataset'] == 'synthetic' else study}, {r['regime']}"
             cols.setdefault(label, {})[r["id"]] = f"{_ci(r, 'rank1')} **{r['rank1_verdict']}**"
             texts[r["id"]] = r["claim"]
     ids = sorted(texts, key=lambda i: (i.split(".")[0] != "T2", i.split(".")[0] != "F4", i))
