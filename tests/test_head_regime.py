@@ -1,13 +1,17 @@
 """The frozen-trunk regime end to end on a tiny synthetic set, and the study's batching of its runs."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import fgra_core
 from fgra_core import study as st
 from fgra_core import trunk_cache
 from fgra_core.train import run
+
+QUICK = str(Path(fgra_core.__file__).parent / "configs" / "quick_synthetic.yaml")
 
 TINY = {"device": "cpu", "train.regime": "head", "data.height": 64, "data.width": 32, "data.synthetic.height": 64,
         "data.synthetic.width": 32, "model.last_stride": 1, "data.seq_len": 2, "model.num_regions": 2,
@@ -16,7 +20,7 @@ TINY = {"device": "cpu", "train.regime": "head", "data.height": 64, "data.width"
 
 
 def _run(tmp_path, name="run", **extra):
-    return run("fgra_core/configs/quick_synthetic.yaml", show_progress=False, overrides={
+    return run(QUICK, show_progress=False, overrides={
         **TINY, "run_dir": str(tmp_path / name), "data.feature_cache_dir": str(tmp_path / "cache"), **extra})
 
 

@@ -1,14 +1,18 @@
 """Each reading option changes what it claims to change, and nothing else."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+import fgra_core
 from fgra_core.config import load_config
 from fgra_core.engine.builders import build_criterion, build_model, build_optimizer
 from fgra_core.losses import FGRALoss, consistency_loss
 from fgra_core.models.fgra import FGRA, weight_statistics
 from fgra_core.models.gam import GAM, gam_efficient, gam_reference
+
+QUICK = str(Path(fgra_core.__file__).parent / "configs" / "quick_synthetic.yaml")
 
 
 def _head(variant, **kw):
@@ -98,7 +102,7 @@ def test_region_centres_by_hand_and_their_learning_rate():
     # per-sequence mean centre (2, 3): (1 + 1) + (1 + 1) = 4
     assert consistency_loss(aligned).item() == 4.0
     for mode, shape in (("region", (4, 512)), ("learned", (6, 4, 512))):
-        cfg = load_config("fgra_core/configs/quick_synthetic.yaml", {"model.centers": mode, "model.variant": 7})
+        cfg = load_config(QUICK, {"model.centers": mode, "model.variant": 7})
         model = build_model(cfg, 6)
         crit = build_criterion(cfg, 6, model)
         assert tuple(crit.centers.shape) == shape
