@@ -12,12 +12,9 @@ import torch
 from fgra_core import study as st
 from fgra_core import tables
 from fgra_core.data.prid2011 import load_prid2011
-from fgra_core.data.splits import STANDARD_SPLIT_FILES, resolve_split_file
+from fgra_core.data.splits import resolve_split_file, standard_split_file
 from fgra_core.errors import DatasetError
 from fgra_core.notebook_params import build_config
-
-STANDARD = STANDARD_SPLIT_FILES["prid2011"]
-
 
 def paper_runs(**extra):
     return st.expand_plan(st.load_plan("paper"), extra=extra, show_progress=False)
@@ -30,9 +27,19 @@ def test_paper_plan_uses_the_standard_prid_splits_by_default():
     runs = [s for s in paper_runs() if s.dataset == "prid2011"]
     assert len(runs) == 140 and sorted({s.split_id for s in runs}) == list(range(10))
     assert {build_config(s.params).data.split_file for s in runs} == {"standard"}
-    assert resolve_split_file("prid2011", "standard") == STANDARD and STANDARD.is_file()
-    splits = json.loads(STANDARD.read_text())
+
+
+
+def test_the_standard_file_is_found_in_place_or_named(prid_splits_file, tmp_path):
+    assert resolve_split_file("prid2011", "standard") == Path(prid_splits_file)
+    splits = json.loads(Path(prid_splits_file).read_text())
     assert len(splits) == 10 and all(len(s["train"]) == len(s["test"]) == 89 for s in splits)
+    mine = tmp_path / "mine.json"
+    mine.write_text("[]")
+    assert standard_split_file("prid2011", {"FGRA_PRID2011_SPLIT_FILE": str(mine)}) == mine
+    with mock.patch("fgra_core.data.splits.SHARED_SPLITS_DIR", tmp_path / "nowhere"):
+        with pytest.raises(DatasetError, match="splits_prid2011.json is not at .*set FGRA_PRID2011_SPLIT_FILE"):
+            standard_split_file("prid2011", {})
 
 
 def test_the_prid_split_default_can_be_overridden():
@@ -44,11 +51,8 @@ def test_the_prid_split_default_can_be_overridden():
     assert {build_config(s.params).data.split_file for s in generated if s.dataset == "ilidsvid"} == {None}
 
 
-def test_the_packaged_file_is_the_standard_one(prid_splits_file):
-    assert json.loads(STANDARD.read_text()) == json.loads(Path(prid_splits_file).read_text())
-
-
-def test_reader_follows_the_standard_splits(tmp_path):
+def test_reader_follows_the_standard_splits(tmp_path, prid_splits_file):
+    STANDARD = Path(prid_splits_file)
     splits = json.loads(STANDARD.read_text())
     ids = sorted(set(splits[0]["train"]) | set(splits[0]["test"]))
     shot = tmp_path / "prid_2011" / "multi_shot"
@@ -61,7 +65,7 @@ def test_reader_follows_the_standard_splits(tmp_path):
     assert ds.info["split_path"] == str(STANDARD)
     assert ds.info["test_ids"] == sorted(splits[3]["test"]) and ds.num_train_pids == 89
     assert len(ds.query) == len(ds.gallery) == 89 and len(ds.train) == 178
-    with pytest.raises(DatasetError, match="no standard split file is shipped for ilidsvid"):
+    with pytest.raises(DatasetError, match="no standard split file for ilidsvid"):
         resolve_split_file("ilidsvid", "standard")
 
 

@@ -7,8 +7,9 @@ Layout (``root`` may also be the ``prid_2011`` folder itself)::
     <root>/splits_prid2011.json          (optional; also looked for inside prid_2011/)
 
 The split file is a JSON list of 10 dicts ``{"train": [...], "test": [...]}`` of person folder
-names (89 / 89 of the 178 identities); ``split_file="standard"`` is the package's copy of the
-standard file (``fgra_core/splits/splits_prid2011.json``, the default of the paper recipe). Without it, the identities kept are those seen by both
+names (89 / 89 of the 178 identities); ``split_file="standard"`` is the
+standard file ``splits_prid2011.json``, read in place (``data.splits.standard_split_file``; the
+default of the paper recipe). Without it, the identities kept are those seen by both
 cameras whose sequences have more than 21 frames in *each* camera (``min_frames=22``, i.e.
 at least 22 frames, following Zheng et al. 2016 as cited by the FGRA paper: 178 identities),
 and 10 seeded random 50/50 splits of them are generated and written to

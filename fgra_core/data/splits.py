@@ -23,23 +23,37 @@ from fgra_core.io import atomic_write_json
 
 SPLIT_JSON_LAYOUT = 'a JSON list of dicts {"train": [...], "test": [...]} of person folder names'
 
-# ``data.split_file: standard``: the standard split file of a dataset, shipped with the package
+# ``data.split_file: standard``: the standard split file of a dataset, read in place (not shipped):
+# the file named by the environment variable, else the file of that name beside the checkout
+# (``../shared/data/splits/``) -- PRID-2011's 10 splits of 89 / 89 identities used by published results
 STANDARD = "standard"
-STANDARD_SPLIT_FILES = {
-    "prid2011": Path(__file__).resolve().parents[1] / "splits" / "splits_prid2011.json",  # the 10 standard splits
-}
+STANDARD_SPLIT_FILES = {"prid2011": ("FGRA_PRID2011_SPLIT_FILE", "splits_prid2011.json")}
+SHARED_SPLITS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "splits"
+
+
+def standard_split_file(dataset: str, environ=None) -> Path:
+    """Where the dataset's standard split file is; ``DatasetError`` naming every place tried."""
+    environ = os.environ if environ is None else environ
+    if dataset not in STANDARD_SPLIT_FILES:
+        raise DatasetError(f"data.split_file {STANDARD!r}: there is no standard split file for {dataset} "
+                           f"(only for {', '.join(STANDARD_SPLIT_FILES)}); give the path of a split file, or null")
+    env, name = STANDARD_SPLIT_FILES[dataset]
+    tried = ([Path(environ[env])] if environ.get(env) else []) + [SHARED_SPLITS_DIR / name]
+    for path in tried:
+        if path.is_file():
+            return path
+    raise DatasetError(f"data.split_file {STANDARD!r}: the standard {dataset} split file {name} is not at "
+                       f"{' nor '.join(str(p) for p in tried)}; set {env} to its path, or give "
+                       "data.split_file=<path> (null: generated splits, not comparable with published numbers)")
 
 
 def resolve_split_file(dataset: str, split_file: str | os.PathLike | None) -> Path | None:
-    """``split_file`` as a path; ``"standard"`` names the package's copy of the dataset's standard
-    split file (PRID-2011: the 10 splits of 89 / 89 identities used by published results)."""
+    """``split_file`` as a path; ``"standard"`` names the dataset's standard split file
+    (:func:`standard_split_file`)."""
     if split_file is None:
         return None
     if str(split_file) == STANDARD:
-        if dataset not in STANDARD_SPLIT_FILES:
-            raise DatasetError(f"data.split_file {STANDARD!r}: no standard split file is shipped for {dataset} "
-                               f"(only for {', '.join(STANDARD_SPLIT_FILES)}); give the path of a split file, or null")
-        return STANDARD_SPLIT_FILES[dataset]
+        return standard_split_file(dataset)
     return Path(split_file)
 
 
