@@ -41,10 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from fgra_core.data.datasets.mars import load_mars  # noqa: E402
 from fgra_core.data.device_loader import DeviceTrainLoader, Uint8ClipBatches, device_loader_from  # noqa: E402
 from fgra_core.data.device_transforms import pin_memory_for, to_device_batch  # noqa: E402
 from fgra_core.data.loaders import build_train_loader  # noqa: E402
-from fgra_core.data.mars import load_mars  # noqa: E402
 from fgra_core.data.packed_frames import PackedFrameCache, cache_footprint  # noqa: E402
 
 GB = 1e9
@@ -232,8 +232,8 @@ def main(argv=None) -> int:
 
 def end_to_end(args, ds, packed, cpu_loader, device) -> None:
     """Training frames/s fed by the loader against the FGRA step alone (ResNet-50, bf16 on CUDA, channels-last)."""
-    from fgra_core.losses import FGRALoss
     from fgra_core.models.fgra import FGRA
+    from fgra_core.models.losses import FGRALoss
 
     cuda = device.type == "cuda"
     torch.backends.cudnn.benchmark = True

@@ -23,7 +23,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fgra_core.eval.metrics import evaluate_rank, evaluate_rank_reference  # noqa: E402
+from fgra_core.eval.rank import evaluate_rank
+from fgra_core.eval.reference import evaluate_rank_reference  # noqa: E402
 
 
 def synthetic_labels(rng: np.random.Generator, nq=1980, ng=9330, n_ids=626, n_cams=6):

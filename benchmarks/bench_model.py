@@ -32,9 +32,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from fgra_core.losses import FGRALoss  # noqa: E402
 from fgra_core.models import FGRA  # noqa: E402
 from fgra_core.models.gam import gam_efficient, gam_reference  # noqa: E402
+from fgra_core.models.losses import FGRALoss  # noqa: E402
 
 CPU_GAM_SHAPE = (8, 6, 512, 16, 8, 4)      # B, N, C, H, W, R
 CUDA_GAM_SHAPE = (64, 6, 2048, 16, 8, 4)   # the paper's batch: 16 ids x 4 clips, 6 frames; stride-16 maps

@@ -11,7 +11,7 @@ real mars-mini tracklet of the same split (tracklets taken in turn, frames cycle
 is a real 256 x 128 MARS JPEG. ``--fraction f`` keeps every round(1/f)-th tracklet of each split
 (and the queries among the kept test tracklets), for quick checks.
 
-The tree reads with ``fgra_core.data.mars.load_mars(OUT)`` like the real dataset.
+The tree reads with ``fgra_core.data.datasets.mars.load_mars(OUT)`` like the real dataset.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fgra_core.data.mars import INFO_FILES, load_mars, read_mat_array  # noqa: E402
+from fgra_core.data.datasets.mars import INFO_FILES, load_mars, read_mat_array  # noqa: E402
 
 SHARED = Path(os.environ.get("FGRA_SHARED", REPO.parent / "shared"))
 

@@ -10,8 +10,8 @@ import json
 import os
 import sys
 
-from .config import parse_assignments
-from .engine.trainer import run
+from fgra_core.config.schema import parse_assignments
+from fgra_core.engine.run import run
 
 __all__ = ["run", "main"]
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override one setting, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
-    from .cli_errors import RESUME_TRAIN, run_cli
+    from fgra_core.utils.cli import RESUME_TRAIN, run_cli
 
     def body() -> int:
         result = run(args.config, overrides=parse_assignments(args.overrides), show_progress=not args.no_progress)
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     def guarded() -> int:
-        from .errors import FGRAError
+        from fgra_core.utils.errors import FGRAError
 
         try:
             return body()

@@ -32,8 +32,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from fgra_core import figures, tables
-from fgra_core.notebook_params import expect_parameters
+from fgra_core.analysis import figures, render, tables
+from fgra_core.study.notebook_params import expect_parameters
 
 _before = set(globals())
 
@@ -42,7 +42,7 @@ manifest = None                        # results/<plan>/manifest.json (None: eve
 runs_dir = "results/runs"
 results_dir = "results/adhoc"          # tables go here
 figures_dir = "figures/adhoc"          # figures go here
-paper_csv = "results/paper_reported.csv"
+paper_csv = None             # the paper's numbers: None = the copy shipped with fgra_core
 smoke = False
 
 # %%
@@ -57,8 +57,8 @@ print(f"{len(df)} finished run(s) in {runs_dir}" + (f" from {manifest}" if manif
 
 # %%
 t2 = tables.table2(df, paper)
-md = tables.table2_markdown(t2)
-tables.write_table(t2, results_path / "table2_ablation", md, title="Table 2: component analysis (ours beside the paper)")
+md = render.table2_markdown(t2)
+render.write_table(t2, results_path / "table2_ablation", md, title="Table 2: component analysis (ours beside the paper)")
 display(Markdown(md))
 
 # %% [markdown]
@@ -69,7 +69,7 @@ display(Markdown(md))
 # %%
 summary = tables.alignment_summary(t2)
 verdict = tables.alignment_verdict(summary)
-tables.write_table(summary, results_path / "alignment_summary", "\n".join(f"- {v}" for v in verdict) + "\n",
+render.write_table(summary, results_path / "alignment_summary", "\n".join(f"- {v}" for v in verdict) + "\n",
                    title="Region alignment: aligned rows (4-8) vs unaligned rows (1-3)")
 display(Markdown("\n".join(f"- {v}" for v in verdict) or "_no ablation runs_"))
 
@@ -88,8 +88,8 @@ for ds in t2["dataset"].unique():
 # %%
 rt = tables.readings_table(df)   # the groups readings and readings_*
 if not rt.empty:
-    md = tables.readings_markdown(rt)
-    tables.write_table(rt, results_path / "readings", md, title="Readings: rank-1, mAP and what the weights did")
+    md = render.readings_markdown(rt)
+    render.write_table(rt, results_path / "readings", md, title="Readings: rank-1, mAP and what the weights did")
     display(Markdown(md))
 else:
     print("no finished runs in a readings group")

@@ -22,7 +22,7 @@
 # probability of improvement (the fraction of seeds on which the claim held), and a verdict —
 # **supported** (the interval excludes 0 on the paper's side), **contradicted** (it excludes 0 on
 # the other side) or **inconclusive**. Rank-1 decides; mAP is shown beside it. The definitions
-# are in `fgra_core/claims.py` and `fgra_core/stats.py`.
+# are in `fgra_core/analysis/claims.py` and `fgra_core/analysis/stats.py`.
 #
 # Writes `claims.csv|md` to `results_dir` and the interval plot to `figures_dir`.
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from fgra_core import claims, figures, tables
-from fgra_core.notebook_params import expect_parameters
+from fgra_core.analysis import claims, figures, render, tables
+from fgra_core.study.notebook_params import expect_parameters
 
 _before = set(globals())
 
@@ -41,7 +41,7 @@ manifest = None                        # results/<plan>/manifest.json (None: eve
 runs_dir = "results/runs"
 results_dir = "results/adhoc"
 figures_dir = "figures/adhoc"
-paper_csv = "results/paper_reported.csv"
+paper_csv = None             # the paper's numbers: None = the copy shipped with fgra_core
 smoke = False
 
 # %%
@@ -53,7 +53,7 @@ print(f"{len(df)} finished run(s) in {runs_dir}" + (f" from {manifest}" if manif
 # %%
 ct = claims.claims_table(df, runs_dir, n_resamples=2000 if smoke else claims.N_RESAMPLES)
 md = claims.claims_markdown(ct)
-tables.write_table(ct, results_path / "claims", md, title="The paper's claims: paired differences, 95% intervals, verdicts")
+render.write_table(ct, results_path / "claims", md, title="The paper's claims: paired differences, 95% intervals, verdicts")
 display(Markdown(md))
 
 # %%

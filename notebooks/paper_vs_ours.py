@@ -31,8 +31,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from fgra_core import tables
-from fgra_core.notebook_params import expect_parameters
+from fgra_core.analysis import render, tables
+from fgra_core.study.notebook_params import expect_parameters
 
 _before = set(globals())
 
@@ -41,7 +41,7 @@ manifest = None                        # results/<plan>/manifest.json (None: eve
 runs_dir = "results/runs"
 results_dir = "results/adhoc"
 figures_dir = "figures/adhoc"
-paper_csv = "results/paper_reported.csv"
+paper_csv = None             # the paper's numbers: None = the copy shipped with fgra_core
 smoke = False
 
 # %%
@@ -53,8 +53,8 @@ print(f"{len(df)} finished run(s) in {runs_dir}" + (f" from {manifest}" if manif
 
 # %%
 t1 = tables.table1(df, paper)
-md = tables.table1_markdown(t1)
-tables.write_table(t1, results_path / "table1_paper_vs_ours", md, title="Table 1: the full model, ours beside the paper")
+md = render.table1_markdown(t1)
+render.write_table(t1, results_path / "table1_paper_vs_ours", md, title="Table 1: the full model, ours beside the paper")
 display(Markdown(md))
 
 # %% [markdown]

@@ -34,9 +34,9 @@ from pathlib import Path
 
 from IPython.display import Image, Markdown, display
 
-from fgra_core import response_maps as rm
-from fgra_core.errors import ConfigError
-from fgra_core.widgets import ResponseExplorer
+from fgra_core.viz import response_maps as rm
+from fgra_core.utils.errors import ConfigError
+from fgra_core.viz.widgets import ResponseExplorer
 
 _names_before_parameters = set(globals())
 
@@ -96,7 +96,7 @@ def show(fig, stem):
     if out_dir is None:
         display(Image(rm.figure_to_png(fig)))
         return
-    files = rm.save_figure(fig, out_dir / stem)
+    files = rm.save_figure(fig, out_dir / stem, dpi=rm.FIG_DPI)
     written.extend(files)
     display(Image(filename=str(files[0])))
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from fgra_core import figures, tables
-from fgra_core.notebook_params import expect_parameters
+from fgra_core.analysis import figures, render, tables
+from fgra_core.study.notebook_params import expect_parameters
 
 _before = set(globals())
 
@@ -40,7 +40,7 @@ manifest = None                        # results/<plan>/manifest.json (None: eve
 runs_dir = "results/runs"
 results_dir = "results/adhoc"
 figures_dir = "figures/adhoc"
-paper_csv = "results/paper_reported.csv"
+paper_csv = None             # the paper's numbers: None = the copy shipped with fgra_core
 smoke = False
 
 # %%
@@ -58,8 +58,8 @@ for group, x, label in (("seq_len", "seq_len", "sequence length N"), ("num_regio
     if t.empty:
         print(f"no finished runs in group {group}")
         continue
-    md = tables.sweep_markdown(t, x, label)
-    tables.write_table(t, results_path / f"sweep_{group}", md, title=f"Fig. 4: rank-1 and mAP against the {label}")
+    md = render.sweep_markdown(t, x, label)
+    render.write_table(t, results_path / f"sweep_{group}", md, title=f"Fig. 4: rank-1 and mAP against the {label}")
     display(Markdown(f"**{label}**\n\n" + md))
     fig = figures.plot_sweep(t, x, label, title=f"Full model: rank-1 and mAP against the {label}")
     figures.save_figure(fig, figures_path / f"sweep_{group}")
@@ -74,8 +74,8 @@ variants = tables.misalignment_variants(df)
 mt = tables.misalignment_table(df, variants=variants)
 names = " vs ".join(tables.variant_name(v) for v in variants)
 if len(mt.columns) > 1:
-    md = tables.misalignment_markdown(mt, variants=variants)
-    tables.write_table(mt, results_path / "misalignment", md,
+    md = render.misalignment_markdown(mt, variants=variants)
+    render.write_table(mt, results_path / "misalignment", md,
                        title=f"Rank-1 and mAP against the misalignment knob: {names}")
     display(Markdown(md))
     fig = figures.plot_misalignment(mt, variants=variants, title=f"Synthetic set: {names}")

@@ -35,8 +35,8 @@ import pandas as pd
 from IPython.display import display
 
 from fgra_core.data.registry import build_dataset
-from fgra_core.data.synthetic import part_offsets
-from fgra_core.notebook_params import expect_parameters
+from fgra_core.data.datasets.synthetic import part_offsets
+from fgra_core.study.notebook_params import expect_parameters
 
 _before = set(globals())
 
@@ -112,7 +112,7 @@ display(pd.DataFrame(rows).round(3))
 # the paper's Fig. 5; without it an untrained network shows the mechanics only.
 
 # %%
-from fgra_core import response_maps as rm
+from fgra_core.viz import response_maps as rm
 
 bundle = rm.load_model(run_dir, device="cpu")
 print("model:", bundle.label)
@@ -169,7 +169,7 @@ display(pd.DataFrame([{
 if figures_dir:
     from pathlib import Path
 
-    from fgra_core.figures import save_figure
+    from fgra_core.analysis.figures import save_figure
 
     out = Path(figures_dir)
     save_figure(rm.draw_fig5(data), out / "tour_response_maps", formats=("png",))

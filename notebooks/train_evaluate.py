@@ -21,7 +21,7 @@
 # a few response maps of the aligned regions.
 #
 # Every parameter below is optional. `config` names the base settings (a YAML file, or one of
-# `fgra_core/configs/`: `quick_synthetic`, `mars_mini`, `paper_mars`, `paper_ilidsvid`,
+# `fgra_core/config/configs/`: `quick_synthetic`, `mars_mini`, `paper_mars`, `paper_ilidsvid`,
 # `paper_prid2011`); `overrides` sets anything else with dotted names
 # (`{"data.synthetic.misalignment": 0.5}`); the other parameters are shortcuts for the common
 # settings (`None` keeps the base value). A misspelled parameter is an error, and so is a value
@@ -35,14 +35,14 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from fgra_core import figures
-from fgra_core.config import dump_config
-from fgra_core.notebook_params import build_config, notebook_parameters
+from fgra_core.analysis import figures
+from fgra_core.config.schema import dump_config
+from fgra_core.study.notebook_params import build_config, notebook_parameters
 
 _before = set(globals())
 
 # %% tags=["parameters"]
-config = "quick_synthetic"   # base settings: YAML path or a name in fgra_core/configs/
+config = "quick_synthetic"   # base settings: YAML path or a name in fgra_core/config/configs/
 overrides = {}               # any setting, dotted: {"train.epochs": 3, "data.synthetic.misalignment": 0.5}
 run_dir = None               # where the run lives (None: the base config's run_dir)
 device = None                # "auto", "cpu", "cuda", "cuda:1"
@@ -131,7 +131,7 @@ else:
 shown = []
 if response_maps and int(result["variant"]) >= 4:
     try:
-        from fgra_core import response_maps as rm
+        from fgra_core.viz import response_maps as rm
     except ImportError as exc:
         print(f"response maps skipped: {exc}")
     else:

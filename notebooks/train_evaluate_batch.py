@@ -26,7 +26,7 @@
 import pandas as pd
 from IPython.display import display
 
-from fgra_core.notebook_params import expect_parameters
+from fgra_core.study.notebook_params import expect_parameters
 
 _before = set(globals())
 
@@ -39,7 +39,7 @@ num_threads = 0          # torch CPU threads (0: torch's default)
 expect_parameters(globals(), _before, ["runs", "show_progress", "num_threads"])
 import torch
 
-from fgra_core.batch import run_batch
+from fgra_core.study.batch import run_batch
 
 if num_threads:
     torch.set_num_threads(int(num_threads))

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from fgra_core import claims, tables
+from fgra_core.analysis import claims, tables
 
 
 def _write(runs_dir, run_id, variant, seed, hits, groups=("ablation",), **extra):

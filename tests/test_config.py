@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from fgra_core.config import (
+from fgra_core.config.schema import (
     ConfigError,
     RunConfig,
     dump_config,
@@ -14,7 +14,7 @@ from fgra_core.config import (
     resolve_protocol,
     to_dict,
 )
-from fgra_core.errors import ConfigError as BaseConfigError
+from fgra_core.utils.errors import ConfigError as BaseConfigError
 
 
 def test_defaults_are_the_papers_recipe():

@@ -13,10 +13,10 @@ import scipy.io
 from PIL import Image
 
 from fgra_core.data import build_dataset, load_ilidsvid, load_mars, load_prid2011, parse_mars_info
+from fgra_core.data.datasets.mars import read_name_list
 from fgra_core.data.frames import FrameCache, frame_index, read_image, sort_frames
-from fgra_core.data.mars import read_name_list
 from fgra_core.data.splits import read_json_splits
-from fgra_core.errors import ConfigError, DatasetError
+from fgra_core.utils.errors import ConfigError, DatasetError
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -15,7 +15,7 @@ from fgra_core.data.samplers import RandomIdentitySampler
 from fgra_core.data.sampling import test_clips as make_test_clips
 from fgra_core.data.sampling import train_indices
 from fgra_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipParams, ClipTransform
-from fgra_core.errors import ConfigError, DatasetError
+from fgra_core.utils.errors import ConfigError, DatasetError
 
 
 # ----------------------------------------------------------------------------- temporal sampling

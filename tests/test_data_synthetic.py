@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fgra_core.data.synthetic import make_synthetic, part_offsets
+from fgra_core.data.datasets.synthetic import make_synthetic, part_offsets
 
 SMALL = dict(num_train_ids=6, num_test_ids=4, frames_per_tracklet=(8, 12), height=64, width=32)
 

@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 import torch
+from test_faults_runs import tiny_run
+from test_packed_frames import make_tracklets
 
-from fgra_core.config import load_config
+from fgra_core.config.schema import load_config
 from fgra_core.data.device_loader import DeviceTrainLoader, Uint8ClipBatches, device_loader_from
 from fgra_core.data.device_transforms import DeviceClipTransform
 from fgra_core.data.loaders import TrainClipDataset, build_train_loader
@@ -12,10 +14,8 @@ from fgra_core.data.records import Tracklet
 from fgra_core.data.transforms import ClipTransform
 from fgra_core.engine.builders import build_data, build_train_loader_for
 from fgra_core.engine.distributed import DistInfo
-from fgra_core.errors import DatasetError
 from fgra_core.train import run
-from test_faults_runs import tiny_run
-from test_packed_frames import make_tracklets
+from fgra_core.utils.errors import DatasetError
 
 
 def _cpu_batch(loader, keys):
@@ -120,7 +120,7 @@ def test_builder_on_path_frames_uses_the_packed_cache(tmp_path, mars_mini, monke
 
 
 def test_unknown_augment_on_is_a_config_error(tmp_path):
-    from fgra_core.errors import ConfigError
+    from fgra_core.utils.errors import ConfigError
     with pytest.raises(ConfigError, match="data.augment_on: expected one of 'auto', 'cpu', 'device', got 'gpu'"):
         load_config(tiny_run(tmp_path / "run", data={"augment_on": "gpu"}))
 

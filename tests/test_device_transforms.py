@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from fgra_core.data.device_transforms import (
-    DeviceClipTransform, params_to_tensor, pin_memory_for, resolve_augment_on, tensor_to_params, to_device_batch)
+    DeviceClipTransform,
+    params_to_tensor,
+    pin_memory_for,
+    resolve_augment_on,
+    tensor_to_params,
+    to_device_batch,
+)
 from fgra_core.data.transforms import ClipParams, ClipTransform
 
 

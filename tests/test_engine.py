@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_faults_runs import tiny_run as tiny  # the suite's one tiny run configuration
 
 from fgra_core.train import run
@@ -58,7 +57,7 @@ def test_finished_run_is_not_retrained(tmp_path):
     older = run(tiny(tmp_path / "r", train={"epochs": 1}), show_progress=False)
     assert ckpt.stat().st_mtime_ns == stamp and older["metrics"] == first["metrics"]
     # a changed setting is not mistaken for the finished run, nor resumed from its checkpoint
-    from fgra_core.errors import ConfigError
+    from fgra_core.utils.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"other settings \(data.flip: 0.5 -> 0.0\)"):
         run(tiny(tmp_path / "r", train={"epochs": 1}, data={"flip": 0.0}), show_progress=False)

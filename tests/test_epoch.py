@@ -7,11 +7,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from fgra_core.config import load_config
+from fgra_core.config.schema import load_config
 from fgra_core.data.samplers import RandomIdentitySampler
-from fgra_core.errors import ConfigError
-from fgra_core.estimate import DATASET_STATS, MARS_TRACKLETS_PER_ID
-from fgra_core.notebook_params import build_config, settings_hash
+from fgra_core.study.estimate import DATASET_STATS, MARS_TRACKLETS_PER_ID
+from fgra_core.study.notebook_params import build_config, settings_hash
+from fgra_core.utils.errors import ConfigError
 
 MARS = DATASET_STATS["mars"]
 

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from fgra_core import study as st
-from fgra_core.estimate import DATASET_STATS, iterations_per_epoch, run_cost
-from fgra_core.notebook_params import build_config
+from fgra_core.study.estimate import DATASET_STATS, iterations_per_epoch, run_cost
+from fgra_core.study.notebook_params import build_config
 
 
 def row(text: str, name: str) -> list[str]:
@@ -42,7 +42,7 @@ def test_paper_estimate_by_hand(no_roots, capsys):
 
 
 def test_default_throughput_is_the_measured_one():
-    from fgra_core.estimate import MEASURED_EVAL_FPS, MEASURED_TRAIN_FPS, estimate_runs, format_estimate
+    from fgra_core.study.estimate import MEASURED_EVAL_FPS, MEASURED_TRAIN_FPS, estimate_runs, format_estimate
 
     runs = st.expand_plan(st.load_plan("paper"), show_progress=False)
     mars = [(s.run_id, build_config(s.params)) for s in runs if s.dataset == "mars"]

@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-
-from fgra_core import executors as ex
-from fgra_core import study as st
-
 from test_study import fake_result, tiny_plan
+
+from fgra_core import study as st
+from fgra_core.study import executors as ex
 
 
 # top-level functions: the process-based executors pickle them
@@ -187,8 +186,8 @@ def test_multi_gpu_runs_train_through_torchrun_then_run_the_notebook(tmp_path, m
     assert cmd[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m", "fgra_core.train",
                        "--config", str(launch), "--no-progress"]
     assert cwd == str(tmp_path) and notebook == ("notebook", spec.run_id)
-    from fgra_core.config import load_config
-    from fgra_core.notebook_params import build_config, settings_hash
+    from fgra_core.config.schema import load_config
+    from fgra_core.study.notebook_params import build_config, settings_hash
 
     assert settings_hash(load_config(launch)) == spec.hash == settings_hash(build_config(spec.params))
 

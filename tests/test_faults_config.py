@@ -11,12 +11,12 @@ import pytest
 import torch
 import torchvision
 import yaml
-
-from fgra_core.config import load_config
-from fgra_core.engine import trainer
-from fgra_core.errors import ConfigError, FGRAError, WeightsError
-from fgra_core.train import run
 from test_faults_runs import tiny_run
+
+from fgra_core.config.schema import load_config
+from fgra_core.engine import finetune as trainer
+from fgra_core.train import run
+from fgra_core.utils.errors import ConfigError, FGRAError, WeightsError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 import scipy.io
 import yaml
+from test_data_readers import make_ilids, make_mars, make_prid, write_frame
 
 from fgra_core.data import build_dataset, load_ilidsvid, load_mars, load_prid2011
 from fgra_core.data.frames import FrameCache, read_image
 from fgra_core.data.loaders import build_train_loader
-from fgra_core.errors import DatasetError, FGRAError
 from fgra_core.train import run
-from test_data_readers import make_ilids, make_mars, make_prid, write_frame
+from fgra_core.utils.errors import DatasetError, FGRAError
 
 REPO = Path(__file__).resolve().parents[1]
 INFO = "info"
@@ -348,8 +348,9 @@ def test_camera_folder_without_person_folders(tmp_path):
 
 
 def test_a_bad_dataset_stops_a_run_before_any_training(tmp_path, monkeypatch):
-    from fgra_core.engine import trainer
     from test_faults_runs import tiny_run
+
+    from fgra_core.engine import finetune as trainer
 
     root = prid_tree(tmp_path / "prid")
     shutil.rmtree(root / "prid_2011" / "multi_shot" / "cam_a")

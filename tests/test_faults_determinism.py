@@ -7,14 +7,14 @@ import hashlib
 
 import pytest
 import torch
+from test_faults_runs import tiny_run
 
-from fgra_core.config import load_config
+from fgra_core.config.schema import load_config
 from fgra_core.data.samplers import RandomIdentitySampler
-from fgra_core.engine import trainer
+from fgra_core.engine import finetune as trainer
 from fgra_core.engine.builders import build_data, build_train_loader_for
 from fgra_core.engine.distributed import DistInfo
 from fgra_core.train import run
-from test_faults_runs import tiny_run
 
 
 def digest(t: torch.Tensor) -> str:

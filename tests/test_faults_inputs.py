@@ -25,19 +25,22 @@ import torch
 import torchvision
 import yaml
 from PIL import Image
-
-from fgra_core import cli_errors, study as st
-from fgra_core.config import load_config, parse_assignments
-from fgra_core.data import load_mars, load_prid2011
-from fgra_core.data.frames import FrameCache, list_frames, read_image, to_rgb8
-from fgra_core.devices import resolve_device
-from fgra_core.errors import ConfigError, DatasetError, FGRAError
-from fgra_core.eval import evaluate_rank, evaluate_rank_reference
-from fgra_core.train import run
-from fgra_core.yaml_strict import DuplicateKeyError, safe_load
 from test_data_readers import make_mars, make_prid, write_frame
 from test_faults_config import no_training, run_fails  # noqa: F401 - a fixture, used by name
 from test_faults_runs import tiny_run
+
+from fgra_core import study as st
+from fgra_core.config.schema import load_config, parse_assignments
+from fgra_core.config.yaml_strict import DuplicateKeyError, safe_load
+from fgra_core.data import load_mars, load_prid2011
+from fgra_core.data.frames import FrameCache, list_frames, read_image, to_rgb8
+from fgra_core.eval import evaluate_rank, evaluate_rank_reference
+from fgra_core.study import plan as study_plan_mod
+from fgra_core.study import runner as study_runner
+from fgra_core.train import run
+from fgra_core.utils import cli as cli_errors
+from fgra_core.utils.devices import resolve_device
+from fgra_core.utils.errors import ConfigError, DatasetError, FGRAError
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -194,7 +197,7 @@ def test_ctrl_c_during_a_study_is_one_line_and_status_130(tmp_path, monkeypatch,
     def interrupted(spec, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(st, "papermill_run", interrupted)
+    monkeypatch.setattr(study_runner, "papermill_run", interrupted)
     plan = tmp_path / "plan.yaml"
     plan.write_text(yaml.safe_dump(study_plan()))
     assert st.main(["--plan", str(plan), "--project-dir", str(tmp_path), "--no-progress", "--no-aggregates"]) == 130
@@ -301,8 +304,8 @@ def test_a_study_checks_device_and_threads_once_before_the_first_run(tmp_path):
 def test_a_study_reads_each_data_root_once_before_the_first_run(tmp_path, monkeypatch):
     root = prid_plan_tree(tmp_path, splits=2)
     reads = []
-    real = st._build_dataset
-    monkeypatch.setattr(st, "_build_dataset", lambda name, r, **o: reads.append((name, r, o)) or real(name, r, **o))
+    real = study_plan_mod._build_dataset
+    monkeypatch.setattr(study_runner, "_build_dataset", lambda name, r, **o: reads.append((name, r, o)) or real(name, r, **o))
     plan = study_plan(datasets={"prid2011": {"splits": [0, 1]}}, base={"device": "cpu"})
     study = make_study(tmp_path, plan, data_roots={"prid2011": str(root)})
     assert len(study.runs) == 4 and reads == [("prid2011", str(root), {"split_id": 0, "split_file": None})]

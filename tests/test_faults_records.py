@@ -21,18 +21,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from test_data_readers import make_prid
 from test_faults_runs import sha256_tree, study_plan, temp_files, tiny_run
 
-from fgra_core import io as fio
 from fgra_core import study as st
-from fgra_core.config import merge
+from fgra_core.config.schema import merge
 from fgra_core.engine import run_record
-from fgra_core.errors import ConfigError, DatasetError, RunLockedError, TrainingDivergedError
-from fgra_core.locks import hold_run, holder
 from fgra_core.train import main as train_main
 from fgra_core.train import run
+from fgra_core.utils import io as fio
+from fgra_core.utils.errors import ConfigError, DatasetError, RunLockedError, TrainingDivergedError
+from fgra_core.utils.locks import hold_run, holder
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT_S = 300
@@ -205,7 +204,7 @@ def test_a_split_that_changed_under_an_interrupted_run_stops_it_naming_the_ident
 
 
 def test_run_identity_leaves_out_folders_and_keeps_split_file_names():
-    from fgra_core.config import load_config
+    from fgra_core.config.schema import load_config
 
     a = load_config(tiny_run("/a/run", data={"root": "/a/data", "split_file": "/a/data/s.json", "num_workers": 3}))
     b = load_config(tiny_run("/b/run", device="cuda", data={"root": "/b/d", "split_file": "/b/d/s.json"}))
@@ -297,7 +296,7 @@ STUDY_RACER = textwrap.dedent('''
     import torch
     torch.set_num_threads(1)
     from fgra_core import study as st
-    from fgra_core.notebook_params import build_config
+    from fgra_core.study.notebook_params import build_config
     from fgra_core.train import run
 
     log = Path(sys.argv[3])
@@ -397,7 +396,7 @@ class NanGrad(torch.autograd.Function):
 def test_divergence_at_a_chosen_step_stops_training_there_keeping_the_last_finite_checkpoint(
         tmp_path, monkeypatch, what):
     """Step 1 of epoch 2 (the 3rd step) gets a NaN loss, or a finite loss with NaN gradients."""
-    from fgra_core.losses import FGRALoss
+    from fgra_core.models.losses import FGRALoss
 
     real = FGRALoss.forward
     calls = {"n": 0}
@@ -459,8 +458,8 @@ def test_two_rank_gloo_run_with_fewer_batches_than_ranks_is_refused_in_one_line(
 RANK_FAILS = textwrap.dedent('''
     """The command line, with rank 1 failing on a bad frame at its first step."""
     import os, sys
-    from fgra_core.errors import DatasetError
-    from fgra_core.losses import FGRALoss
+    from fgra_core.utils.errors import DatasetError
+    from fgra_core.models.losses import FGRALoss
 
     real = FGRALoss.forward
 

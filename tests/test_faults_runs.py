@@ -6,7 +6,7 @@ metrics as an uninterrupted one, and no finished results file changes (sha256 co
 
 The kills are real: a child process (``DRIVER`` below) trains the tiny synthetic run with a
 hook that stops it at the chosen moment and signals the test, which then sends SIGKILL. The
-full disk is simulated by replacing ``os`` inside :mod:`fgra_core.io` with a proxy whose write,
+full disk is simulated by replacing ``os`` inside :mod:`fgra_core.utils.io` with a proxy whose write,
 fsync or replace fails with ``ENOSPC``.
 """
 from __future__ import annotations
@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fgra_core import io as fio
 from fgra_core import study as st
-from fgra_core.config import merge
-from fgra_core.errors import DatasetError, FGRAError, StorageError
+from fgra_core.config.schema import merge
 from fgra_core.train import run
+from fgra_core.utils import io as fio
+from fgra_core.utils.errors import DatasetError, FGRAError, StorageError
 
 REPO = Path(__file__).resolve().parents[1]
 KILL_TIMEOUT_S = 300
@@ -103,8 +103,9 @@ DRIVER = textwrap.dedent('''
     torch.set_num_threads(1)
     cfg = json.loads(open(sys.argv[1]).read())
     mode, marker = sys.argv[2], sys.argv[3]
-    from fgra_core import io as fio
-    from fgra_core.engine import trainer
+    from fgra_core.utils import io as fio
+    from fgra_core.engine import finetune as trainer
+    from fgra_core.engine.run import run as run_engine
 
     def hold(note):
         with open(marker + ".part", "w") as fh:
@@ -169,7 +170,7 @@ DRIVER = textwrap.dedent('''
                 return fh
 
         fio.os, fio.tempfile = Os(), Tempfile()
-    result = trainer.run(cfg, show_progress=False)
+    result = run_engine(cfg, show_progress=False)
     print("ended", result["status"])
 ''')
 
@@ -263,7 +264,7 @@ def test_corrupt_last_checkpoint_is_named_with_the_way_out(tmp_path, one_thread)
 
 
 class FullDisk:
-    """A stand-in for ``os`` inside :mod:`fgra_core.io`: the chosen step fails with ENOSPC for
+    """A stand-in for ``os`` inside :mod:`fgra_core.utils.io`: the chosen step fails with ENOSPC for
     files whose name contains ``target`` (``write``: after half of the bytes reached the file)."""
 
     def __init__(self, step: str, target: str = ""):
@@ -431,14 +432,14 @@ def test_full_disk_during_the_results_write_of_a_rerun(tmp_path, monkeypatch, ca
 def test_full_disk_during_a_table_write_keeps_the_previous_tables(tmp_path, monkeypatch):
     import pandas as pd
 
-    from fgra_core import tables
+    from fgra_core.analysis import render
 
     stem = tmp_path / "results" / "table2"
-    written = tables.write_table(pd.DataFrame({"variant": [1, 8], "rank1": [70.0, 88.0]}), stem, "| old |", title="T")
+    written = render.write_table(pd.DataFrame({"variant": [1, 8], "rank1": [70.0, 88.0]}), stem, "| old |", title="T")
     before = {p.name: sha256(p) for p in written}
     monkeypatch.setattr(fio, "os", FullDisk("fsync", "table2"))
     with pytest.raises(StorageError):
-        tables.write_table(pd.DataFrame({"variant": [1, 8], "rank1": [1.0, 2.0]}), stem, "| new |", title="T")
+        render.write_table(pd.DataFrame({"variant": [1, 8], "rank1": [1.0, 2.0]}), stem, "| new |", title="T")
     assert {p.name: sha256(p) for p in written} == before and not temp_files(tmp_path)
 
 
@@ -463,7 +464,7 @@ def study_plan(name="faults", datasets=None, variants=(3, 8)) -> dict:
 
 def real_run(spec: st.RunSpec) -> None:
     """Train and evaluate one run of the study in this process (what the train_evaluate notebook does)."""
-    from fgra_core.notebook_params import build_config
+    from fgra_core.study.notebook_params import build_config
 
     run(build_config(spec.params), show_progress=False)
 

@@ -8,10 +8,10 @@ import torch
 
 import fgra_core
 from fgra_core import study as st
-from fgra_core import trunk_cache
+from fgra_core.engine import trunk_cache
 from fgra_core.train import run
 
-QUICK = str(Path(fgra_core.__file__).parent / "configs" / "quick_synthetic.yaml")
+QUICK = str(Path(fgra_core.__file__).parent / "config" / "configs" / "quick_synthetic.yaml")
 
 TINY = {"device": "cpu", "train.regime": "head", "data.height": 64, "data.width": 32, "data.synthetic.height": 64,
         "data.synthetic.width": 32, "model.last_stride": 1, "data.seq_len": 2, "model.num_regions": 2,

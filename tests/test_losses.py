@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from fgra_core.errors import ConfigError
-from fgra_core.losses import FGRALoss, batch_hard_triplet, consistency_loss, cross_entropy, pairwise_distances
 from fgra_core.models.fgra import FGRAOutput
+from fgra_core.models.losses import FGRALoss, batch_hard_triplet, consistency_loss, cross_entropy, pairwise_distances
+from fgra_core.utils.errors import ConfigError
 
 
 def test_cross_entropy_against_manual_log_softmax():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from fgra_core.data.mars import load_mars
+from fgra_core.data.datasets.mars import load_mars
 
 REPO = Path(__file__).resolve().parents[1]
 

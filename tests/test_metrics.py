@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from fgra_core.errors import ConfigError, FGRAError
 from fgra_core.eval import (
     build_protocol_gallery,
     cosine_distance,
@@ -16,6 +15,7 @@ from fgra_core.eval import (
     re_ranking,
     summarise_splits,
 )
+from fgra_core.utils.errors import ConfigError, FGRAError
 
 PROTOCOLS = ("gallery-minus-query", "official", "cross-camera")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fgra_core.errors import ConfigError
-from fgra_core.losses import FGRALoss
 from fgra_core.models import FGRA, VARIANTS, get_variant
 from fgra_core.models.backbones import BACKBONE_CHANNELS
+from fgra_core.models.losses import FGRALoss
+from fgra_core.utils.errors import ConfigError
 
 B, N, H, W = 4, 3, 64, 32          # last_stride=1 -> 4 x 2 feature maps
 LABELS = torch.tensor([0, 0, 1, 1])

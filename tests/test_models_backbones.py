@@ -5,9 +5,9 @@ import pytest
 import torch
 import torchvision
 
-from fgra_core.errors import ConfigError, WeightsError
 from fgra_core.models import backbones
 from fgra_core.models.backbones import build_backbone
+from fgra_core.utils.errors import ConfigError, WeightsError
 
 
 @pytest.mark.parametrize("name,channels", [("resnet18", 512), ("resnet50", 2048), ("mobilenet_v2", 1280)])

@@ -77,7 +77,7 @@ def _digest(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def smoke_study(tmp_path_factory):
     """The smoke plan, run for real: train_evaluate per run, then every aggregate notebook."""
-    from fgra_core.study import Study
+    from fgra_core.study.runner import Study
 
     project = tmp_path_factory.mktemp("study")
     study = Study("smoke", project_dir=project, smoke=True, show_progress=False, num_threads=2, response_maps=1)
@@ -146,7 +146,7 @@ def test_smoke_study_writes_tables_and_figures(smoke_study):
 
 @pytest.mark.slow
 def test_rerunning_the_study_recomputes_nothing(smoke_study):
-    from fgra_core.study import Study
+    from fgra_core.study.runner import Study
 
     study, _ = smoke_study
     before = {s.run_id: _digest(study.run_dir(s)) for s in study.runs}

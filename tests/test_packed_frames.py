@@ -8,7 +8,7 @@ from PIL import Image
 from fgra_core.data.frames import FrameCache, read_image
 from fgra_core.data.packed_frames import PackedFrameCache, cache_footprint
 from fgra_core.data.records import Tracklet
-from fgra_core.errors import DatasetError
+from fgra_core.utils.errors import DatasetError
 
 
 def make_tracklets(folder, lengths=(3, 5, 2), h=16, w=8, fmt="jpg", seed=0):

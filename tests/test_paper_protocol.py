@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from fgra_core import study as st
-from fgra_core import tables
-from fgra_core.data.prid2011 import load_prid2011
+from fgra_core.analysis import render, tables
+from fgra_core.data.datasets.prid2011 import load_prid2011
 from fgra_core.data.splits import resolve_split_file, standard_split_file
-from fgra_core.errors import DatasetError
-from fgra_core.notebook_params import build_config
+from fgra_core.study.notebook_params import build_config
+from fgra_core.utils.errors import DatasetError
+
 
 def paper_runs(**extra):
     return st.expand_plan(st.load_plan("paper"), extra=extra, show_progress=False)
@@ -97,32 +98,32 @@ def store(tmp_path):
 
 
 def test_generated_splits_are_marked_in_every_table(store):
-    paper = tables.load_paper(Path(__file__).resolve().parents[1] / "results" / "paper_reported.csv")
+    paper = tables.load_paper()
     assert dict(zip(store["run_id"], store["split_source"]))["ilids-gen-v8"] == "generated"
     t2 = tables.table2(store, paper)
     assert dict(zip(t2["dataset"], t2["split_source"])) == {"ilidsvid": "generated", "prid2011": "file",
                                                             "synthetic": "generated"}
-    md2 = tables.table2_markdown(t2)
+    md2 = render.table2_markdown(t2)
     ilids = md2[md2.index("iLIDS-VID"):md2.index("PRID-2011")]
     prid = md2[md2.index("PRID-2011"):md2.index("synthetic")]
     assert tables.NOT_COMPARABLE in ilids and tables.NOT_COMPARABLE not in prid
     assert md2.count(tables.NOT_COMPARABLE) == 1        # the synthetic set has no published numbers
 
     t1 = tables.table1(store, paper)
-    md1 = tables.table1_markdown(t1)
+    md1 = render.table1_markdown(t1)
     rows = {line.split("|")[1].strip() + "/" + line.split("|")[2].strip() for line in md1.splitlines()
             if line.startswith("|") and "---" not in line}
     assert {"iLIDS-VID/ours †", "iLIDS-VID/ours - paper †", "PRID-2011/ours", "iLIDS-VID/paper (FGRA)"} <= rows
     assert md1.rstrip().endswith(f"† {tables.NOT_COMPARABLE}.")
 
     sw = tables.sweep_table(store.assign(groups=[["seq_len"]] * len(store)), "seq_len", "seq_len")
-    md3 = tables.sweep_markdown(sw, "seq_len", "N")
+    md3 = render.sweep_markdown(sw, "seq_len", "N")
     assert "iLIDS-VID †" in md3 and "PRID-2011 †" not in md3 and md3.rstrip().endswith(f"† {tables.NOT_COMPARABLE}.")
 
 
 def test_tables_from_file_splits_carry_no_mark(store):
     t1 = tables.table1(store[store["dataset"] != "ilidsvid"])
-    assert tables.NOT_COMPARABLE not in tables.table1_markdown(t1)
+    assert tables.NOT_COMPARABLE not in render.table1_markdown(t1)
 
 
 # --------------------------------------------------------------------------- precision
@@ -132,8 +133,8 @@ def test_tables_from_file_splits_carry_no_mark(store):
 def test_test_time_autocast_is_the_training_type(bf16):
     import warnings
 
-    from fgra_core.config import load_config
-    from fgra_core.engine.trainer import _amp_setup
+    from fgra_core.config.schema import load_config
+    from fgra_core.engine.finetune import _amp_setup
     from fgra_core.eval.features import _autocast
 
     cuda = torch.device("cuda")

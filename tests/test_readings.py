@@ -6,13 +6,13 @@ import pytest
 import torch
 
 import fgra_core
-from fgra_core.config import load_config
+from fgra_core.config.schema import load_config
 from fgra_core.engine.builders import build_criterion, build_model, build_optimizer
-from fgra_core.losses import FGRALoss, consistency_loss
 from fgra_core.models.fgra import FGRA, weight_statistics
 from fgra_core.models.gam import GAM, gam_efficient, gam_reference
+from fgra_core.models.losses import FGRALoss, consistency_loss
 
-QUICK = str(Path(fgra_core.__file__).parent / "configs" / "quick_synthetic.yaml")
+QUICK = str(Path(fgra_core.__file__).parent / "config" / "configs" / "quick_synthetic.yaml")
 
 
 def _head(variant, **kw):

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fgra_core import response_maps as rm
-from fgra_core.errors import ConfigError, FGRAError
+from fgra_core.utils.errors import ConfigError, FGRAError
+from fgra_core.viz import response_maps as rm
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 128, 64
@@ -236,7 +236,7 @@ def test_frames_from_files_and_folder_in_numeric_order(tmp_path):
 
 
 def test_load_model_from_a_run_folder(tmp_path):
-    from fgra_core.config import dump_config, load_config, to_dict
+    from fgra_core.config.schema import dump_config, load_config, to_dict
 
     cfg = load_config(None, {"data.height": H, "data.width": W, "model.backbone": "resnet18",
                              "model.weights": "none", "model.variant": 6, "run_dir": str(tmp_path / "run")})
@@ -271,7 +271,7 @@ def test_load_model_from_a_run_folder(tmp_path):
 
 
 def test_explorer_observers_update_views_and_readouts_without_backbone(bundle, dataset, monkeypatch):
-    from fgra_core.widgets import ResponseExplorer
+    from fgra_core.viz.widgets import ResponseExplorer
 
     calls = _count_backbone(bundle, monkeypatch)
     ex = ResponseExplorer(dataset, model=bundle, num_frames=4, max_sources=3)
@@ -312,7 +312,7 @@ def test_explorer_observers_update_views_and_readouts_without_backbone(bundle, d
 
 
 def test_explorer_switches_models(dataset, tmp_path):
-    from fgra_core.widgets import DEFAULT_LABEL, ResponseExplorer
+    from fgra_core.viz.widgets import DEFAULT_LABEL, ResponseExplorer
 
     ex = ResponseExplorer(dataset, model=None, models={"two regions": ""}, num_frames=3, max_sources=2)
     assert ex.model_choice.value == DEFAULT_LABEL

@@ -2,8 +2,20 @@
 import numpy as np
 import pytest
 
-from fgra_core.stats import (CONTRADICTED, INCONCLUSIVE, SUPPORTED, StatsError, Term, bootstrap_distribution,
-                             combine, interval, per_seed, point_estimate, probability_of_improvement, verdict)
+from fgra_core.analysis.stats import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    SUPPORTED,
+    StatsError,
+    Term,
+    bootstrap_distribution,
+    combine,
+    interval,
+    per_seed,
+    point_estimate,
+    probability_of_improvement,
+    verdict,
+)
 
 
 def _freq(dist, values):

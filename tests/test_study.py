@@ -12,14 +12,20 @@ import pandas as pd
 import pytest
 
 from fgra_core import study as st
-from fgra_core import tables
-from fgra_core.errors import ConfigError
-from fgra_core.notebook_params import (
-    KNOWN, build_config, check_json_safe, expect_parameters, notebook_parameters, settings_hash, to_overrides,
+from fgra_core.analysis import render, tables
+from fgra_core.study.notebook_params import (
+    KNOWN,
+    build_config,
+    check_json_safe,
+    expect_parameters,
+    notebook_parameters,
+    settings_hash,
+    to_overrides,
 )
+from fgra_core.utils.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER_CSV = REPO / "results" / "paper_reported.csv"
+PAPER_CSV = tables.paper_csv_path()
 
 
 # --------------------------------------------------------------------------- notebook parameters
@@ -367,7 +373,7 @@ def test_table2_puts_ours_beside_the_paper(store):
     assert il.loc[8, "rank1_diff"] == pytest.approx(il.loc[8, "rank1"] - 88.0)
     syn = t2[t2["dataset"] == "synthetic"]
     assert list(syn["variant"]) == [1, 3, 8] and syn["rank1_paper"].isna().all()
-    md = tables.table2_markdown(t2)
+    md = render.table2_markdown(t2)
     assert "iLIDS-VID" in md and "Δ rank-1" in md and "± 1.0" in md and "no numbers for this set" in md
     assert "10 queries: one query is 10.0 points of rank-1" in md
     verdict = tables.alignment_verdict(tables.alignment_summary(t2))
@@ -382,13 +388,13 @@ def test_table1_sweeps_and_misalignment_tables(store, tmp_path):
     assert list(il["row"]) == ["paper (FGRA)", "ours", "ours - paper"]
     assert il.iloc[2]["rank1"] == pytest.approx(il.iloc[1]["rank1"] - 88.0)
     assert list(t1[t1["dataset"] == "synthetic"]["row"]) == ["ours"]
-    assert "cross-camera" in tables.table1_markdown(t1)
+    assert "cross-camera" in render.table1_markdown(t1)
     sw = tables.sweep_table(df, "seq_len", "seq_len")
     assert list(sw["seq_len"]) == [2, 4] and sw["rank1"].iloc[1] - sw["rank1"].iloc[0] == pytest.approx(2)
     mt = tables.misalignment_table(df)
     assert list(mt["misalignment"]) == [0.0, 1.0]
     assert mt["rank1_v8_minus_v3"].iloc[1] == pytest.approx(20 + 10)
-    written = tables.write_table(mt, tmp_path / "out" / "misalignment", tables.misalignment_markdown(mt), title="T")
+    written = render.write_table(mt, tmp_path / "out" / "misalignment", render.misalignment_markdown(mt), title="T")
     assert [p.name for p in written] == ["misalignment.csv", "misalignment.md"]
     assert pd.read_csv(written[0]).shape[0] == 2 and written[1].read_text().startswith("## T")
     assert not list((tmp_path / "out").glob(".*tmp"))
@@ -402,7 +408,7 @@ def test_tables_without_a_manifest_use_every_run(store):
 
 
 def test_figures_are_written_as_png_and_pdf(store, tmp_path):
-    from fgra_core import figures
+    from fgra_core.analysis import figures
 
     study, manifest = store
     df = tables.collect_results(study.runs_dir, manifest)
@@ -457,7 +463,7 @@ def test_runs_side_by_side_give_the_same_store(tmp_path):
 def test_large_pngs_are_compacted(tmp_path):
     from PIL import Image
 
-    from fgra_core import figures
+    from fgra_core.analysis import figures
 
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(tmp_path / "big.png")

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from fgra_core import trunk_cache as tc
 from fgra_core.data.records import Tracklet, VideoDataset
+from fgra_core.engine import trunk_cache as tc
 
 
 class CountingTrunk(nn.Module):

@@ -24,7 +24,7 @@ import torch
 from fgra_core.data.device_transforms import DeviceClipTransform, params_to_tensor
 from fgra_core.data.loaders import KeyedBatchSampler, TrainClipDataset, TrainLoader, load_frames
 from fgra_core.data.packed_frames import PackedFrameCache
-from fgra_core.errors import DatasetError
+from fgra_core.utils.errors import DatasetError
 
 
 class Uint8ClipBatches:

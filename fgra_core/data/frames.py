@@ -4,7 +4,7 @@
   (the last run of digits of the stem: ``0003C4T0003F001.jpg`` -> 1, ``0010.png`` -> 10,
   ``person_0001_10.png`` -> 10), never by string order or unsorted ``glob``.
 * :func:`read_image` decodes one image to ``uint8 [H, W, 3]`` and raises
-  :class:`~fgra_core.errors.DatasetError` naming the file when it is missing, empty or corrupt.
+  :class:`~fgra_core.utils.errors.DatasetError` naming the file when it is missing, empty or corrupt.
 * :class:`FrameCache` keeps decoded frames as uint8, in a per-process dict or in memmap files
   under a cache folder (shared by loader workers and by later runs), so that a frame is
   decoded at most once.
@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from fgra_core.errors import DatasetError
+from fgra_core.utils.errors import DatasetError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_FRAME_PIXELS = 16_000_000  # a person crop is far smaller; a larger size is a corrupt header

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Mapping
 
-from fgra_core.errors import DatasetError
+from fgra_core.utils.errors import DatasetError
 
 
 def check_one_folder_per_identity(folders: Iterable[tuple[str, str]], number: Callable[[str], int]) -> None:

@@ -26,7 +26,7 @@ from fgra_core.data.records import Tracklet, VideoDataset, check_tracklets
 from fgra_core.data.samplers import RandomIdentitySampler
 from fgra_core.data.sampling import train_indices
 from fgra_core.data.transforms import ClipTransform
-from fgra_core.errors import FGRAError
+from fgra_core.utils.errors import FGRAError
 
 
 def load_frames(tracklet: Tracklet, cache: FrameCache | None = None, indices=None) -> np.ndarray:
@@ -111,7 +111,7 @@ class KeyedBatchSampler:
 class TrainLoader(DataLoader):
     """A DataLoader whose :meth:`set_epoch` reshuffles batches and redraws clips.
 
-    An :class:`~fgra_core.errors.FGRAError` raised in a worker process (a corrupt frame, say)
+    An :class:`~fgra_core.utils.errors.FGRAError` raised in a worker process (a corrupt frame, say)
     reaches the caller as the same error type with its own one-line message, not torch's
     "Caught ... in DataLoader worker" text holding the worker's whole traceback.
     """

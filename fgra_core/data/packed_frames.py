@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from fgra_core.data.frames import read_image
-from fgra_core.errors import DatasetError
+from fgra_core.utils.errors import DatasetError
 
 _MAGIC = b"FGRAPCK1"
 _PAGE = 4096

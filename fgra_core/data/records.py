@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from fgra_core.errors import DatasetError
+from fgra_core.utils.errors import DatasetError
 
 PART_NAMES = ("head", "torso", "legs", "feet")
 

@@ -6,37 +6,37 @@ from pathlib import Path
 from typing import Callable
 
 from fgra_core.data.records import VideoDataset
-from fgra_core.errors import ConfigError, DatasetError
+from fgra_core.utils.errors import ConfigError, DatasetError
 
 
 def _mars(root, **options):
-    from fgra_core.data.mars import load_mars
+    from fgra_core.data.datasets.mars import load_mars
 
     return load_mars(root, **options)
 
 
 def _ilidsvid(root, **options):
-    from fgra_core.data.ilidsvid import load_ilidsvid
+    from fgra_core.data.datasets.ilidsvid import load_ilidsvid
 
     return load_ilidsvid(root, **options)
 
 
 def _prid2011(root, **options):
-    from fgra_core.data.prid2011 import load_prid2011
+    from fgra_core.data.datasets.prid2011 import load_prid2011
 
     return load_prid2011(root, **options)
 
 
 def _synthetic(root, **options):
-    from fgra_core.data.synthetic import make_synthetic
+    from fgra_core.data.datasets.synthetic import make_synthetic
 
     return make_synthetic(**options)
 
 
 def _layouts() -> dict[str, str]:
-    from fgra_core.data.ilidsvid import ILIDS_LAYOUT
-    from fgra_core.data.mars import MARS_LAYOUT
-    from fgra_core.data.prid2011 import PRID_LAYOUT
+    from fgra_core.data.datasets.ilidsvid import ILIDS_LAYOUT
+    from fgra_core.data.datasets.mars import MARS_LAYOUT
+    from fgra_core.data.datasets.prid2011 import PRID_LAYOUT
 
     return {"mars": MARS_LAYOUT, "ilidsvid": ILIDS_LAYOUT, "prid2011": PRID_LAYOUT}
 

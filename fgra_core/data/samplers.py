@@ -25,7 +25,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from fgra_core.errors import ConfigError
+from fgra_core.utils.errors import ConfigError
 
 EPOCH_MODES = ("groups", "identities")
 

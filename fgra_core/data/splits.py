@@ -18,8 +18,8 @@ import numpy as np
 
 from fgra_core.data.identities import check_no_duplicate_ids, check_one_folder_per_identity
 from fgra_core.data.records import Tracklet, VideoDataset, relabel
-from fgra_core.errors import DatasetError
-from fgra_core.io import atomic_write_json
+from fgra_core.utils.errors import DatasetError
+from fgra_core.utils.io import atomic_write_json
 
 SPLIT_JSON_LAYOUT = 'a JSON list of dicts {"train": [...], "test": [...]} of person folder names'
 

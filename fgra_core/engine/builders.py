@@ -5,18 +5,18 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from ..config import RunConfig
-from ..data.device_loader import device_loader_from
-from ..data.device_transforms import pin_memory_for, resolve_augment_on
-from ..data.frames import FrameCache
-from ..data.packed_frames import PackedFrameCache
-from ..data.loaders import build_train_loader
-from ..data.transforms import ClipTransform
-from ..data.registry import build_dataset
-from ..data.records import VideoDataset
-from ..losses import FGRALoss
-from ..models.fgra import FGRA
-from .distributed import DistInfo, barrier
+from fgra_core.config.schema import RunConfig
+from fgra_core.data.device_loader import device_loader_from
+from fgra_core.data.device_transforms import pin_memory_for, resolve_augment_on
+from fgra_core.data.frames import FrameCache
+from fgra_core.data.loaders import build_train_loader
+from fgra_core.data.packed_frames import PackedFrameCache
+from fgra_core.data.records import VideoDataset
+from fgra_core.data.registry import build_dataset
+from fgra_core.data.transforms import ClipTransform
+from fgra_core.engine.distributed import DistInfo, barrier
+from fgra_core.models.fgra import FGRA
+from fgra_core.models.losses import FGRALoss
 
 
 @dataclass

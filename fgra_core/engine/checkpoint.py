@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import FGRAError
-from ..io import atomic_torch_save
+from fgra_core.utils.errors import FGRAError
+from fgra_core.utils.io import atomic_torch_save
 
 LAST = "last.pt"
 

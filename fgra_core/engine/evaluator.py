@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from ..config import RunConfig, resolve_protocol
-from ..data.loaders import load_frames
-from ..data.transforms import ClipTransform
-from ..eval.features import extract_features
-from ..eval.metrics import evaluate_features
+from fgra_core.config.schema import RunConfig, resolve_protocol
+from fgra_core.data.loaders import load_frames
+from fgra_core.data.transforms import ClipTransform
+from fgra_core.eval.features import extract_features
+from fgra_core.eval.rank import evaluate_features
 
 
 def evaluate_model(model, data, cfg: RunConfig, device, *, show_progress: bool = True) -> dict:
@@ -41,8 +41,8 @@ def evaluate_model(model, data, cfg: RunConfig, device, *, show_progress: bool =
 def aggregation_weights(model, tracklets, data, transform, seq_len: int, device, limit: int = 64) -> dict:
     """Temporal-weight entropy and spatial-weight spread of a trained model on the first test clip of
     up to ``limit`` tracklets (see :func:`fgra_core.models.fgra.weight_statistics`)."""
-    from ..data.sampling import test_clips
-    from ..models.fgra import weight_statistics
+    from fgra_core.data.sampling import test_clips
+    from fgra_core.models.fgra import weight_statistics
 
     outs = []
     for t in list(tracklets)[:limit]:

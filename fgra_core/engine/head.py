@@ -2,7 +2,7 @@
 
 ``train.regime: head`` replaces the paper's end-to-end fine-tuning by a cheaper, sharper
 experiment: the trunk (``model.backbone`` / ``model.weights``) is frozen in eval mode, the feature
-map of every frame is computed once (:mod:`fgra_core.trunk_cache`) and shared by every variant,
+map of every frame is computed once (:mod:`fgra_core.engine.trunk_cache`) and shared by every variant,
 seed and reading, and only the head -- global branch, region alignment, aggregation, reductions,
 classifier (and learned centres) -- trains, for thousands of steps in seconds to minutes on a CPU.
 
@@ -27,31 +27,49 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import RunConfig, dump_config, resolve_protocol, to_dict
-from ..data.loaders import load_frames
-from ..data.samplers import RandomIdentitySampler
-from ..data.sampling import test_clips, train_indices
-from ..errors import TrainingDivergedError
-from ..eval.metrics import evaluate_features
-from ..io import atomic_torch_save, atomic_write_json, atomic_write_text, json_line
-from ..models.fgra import weight_statistics
-from ..trunk_cache import TrunkFeatures, load_or_build
-from .builders import build_criterion, build_data, build_model, build_optimizer
-from .convergence import convergence
+from fgra_core.config.schema import RunConfig, dump_config, resolve_protocol, to_dict
+from fgra_core.data.loaders import load_frames
+from fgra_core.data.samplers import RandomIdentitySampler
+from fgra_core.data.sampling import test_clips, train_indices
+from fgra_core.engine import run_record
+from fgra_core.engine.builders import build_criterion, build_data, build_model, build_optimizer
+from fgra_core.engine.convergence import convergence
+from fgra_core.engine.trunk_cache import TrunkFeatures, load_or_build
+from fgra_core.eval.rank import evaluate_features
+from fgra_core.models.fgra import weight_statistics
+from fgra_core.utils.errors import TrainingDivergedError
+from fgra_core.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, json_line, remove_stale_temps
+from fgra_core.utils.jsonsafe import json_safe
+from fgra_core.utils.locks import hold_run
+from fgra_core.utils.seeding import seed_everything
 
-METRICS_FILE = "metrics.jsonl"
-RESULTS_FILE = "results.json"
+METRICS_FILE = run_record.METRICS_FILE
+RESULTS_FILE = run_record.RESULTS_FILE
 CLIP_BATCH = 256
 
 
 DivergenceError = TrainingDivergedError   # a non-finite loss: training stopped at that step
 
 
+def run(cfg: RunConfig, device: torch.device, *, show_progress: bool = True) -> dict:
+    """The head regime under the same record rules and lock as a fine-tune run: a finished record
+    is returned as it is, else the run folder is held and the head trained and evaluated."""
+    run_dir = Path(cfg.run_dir)
+    done = run_record.check_request(run_dir, cfg)
+    if done is not None:
+        return done
+    run_record.make_run_dir(run_dir)
+    with hold_run(run_dir):
+        done = run_record.check_request(run_dir, cfg)  # finished while this process waited for the lock
+        if done is not None:
+            return done
+        remove_stale_temps(run_dir, ("config.yaml", METRICS_FILE, RESULTS_FILE))
+        return run_head(cfg, device, show_progress=show_progress)
+
+
 def run_head(cfg: RunConfig, device: torch.device, *, show_progress: bool = True) -> dict:
     """Train (unless the variant has nothing to train) and evaluate one head-regime run. The caller
-    (``fgra_core.engine.trainer.run``) holds the run folder's lock and has applied the record rules."""
-    from . import run_record
-    from .trainer import _json_safe, seed_everything
+    (:func:`run`) holds the run folder's lock and has applied the record rules."""
 
     run_dir = Path(cfg.run_dir)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
@@ -97,7 +115,7 @@ def run_head(cfg: RunConfig, device: torch.device, *, show_progress: bool = True
         "device": str(device),
         "world_size": 1,
         "torch_version": torch.__version__,
-        "dataset_info": _json_safe(ds.info),
+        "dataset_info": json_safe(ds.info),
         "split_identities": split,
         "history": history,
         "config": to_dict(cfg),

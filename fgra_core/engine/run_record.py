@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..config import RunConfig, flatten, load_config, to_dict
-from ..errors import ConfigError, DatasetError
+from fgra_core.config.schema import RunConfig, flatten, load_config, to_dict
+from fgra_core.utils.errors import ConfigError, DatasetError, StorageError
 
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
 RESULTS_FILE = "results.json"
 
 # settings that say where things are or how fast they are computed, not what is computed
@@ -92,6 +94,16 @@ def _few(ids: list) -> str:
 
 def _shown(diff: list[str]) -> str:
     return ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
+
+
+def make_run_dir(run_dir: str | Path) -> None:
+    """Create the run folder (and its parents); a failure is a :class:`StorageError` naming it."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"run folder {run_dir} cannot be created ({exc.strerror or exc}); expected a "
+                           "writable location for run_dir", errno=exc.errno, path=str(run_dir)) from exc
 
 
 def result_header(cfg: RunConfig) -> dict:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-from ..errors import FGRAError
-from ..io import atomic_torch_save
-from . import checkpoint as ckpt_lib
+from fgra_core.engine import checkpoint as ckpt_lib
+from fgra_core.utils.errors import FGRAError
+from fgra_core.utils.io import atomic_torch_save
 
 TRUNK_FILE = "trunk.pt"
 

@@ -6,19 +6,14 @@ result = evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, protocol=
 result = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, protocol="official")
 summary = summarise_splits([result_split_0, ..., result_split_9])
 ```
+
+May import: ``utils``, ``config``, ``data``, ``models``.
 """
 from fgra_core.eval.distance import cosine_distance, euclidean_distance
 from fgra_core.eval.features import ExtractionStats, extract_features, extract_features_naive
-from fgra_core.eval.metrics import (
-    AP_FORMS,
-    PROTOCOLS,
-    RankResult,
-    build_protocol_gallery,
-    evaluate_features,
-    evaluate_rank,
-    evaluate_rank_reference,
-    summarise_splits,
-)
+from fgra_core.eval.protocols import AP_FORMS, PROTOCOLS, RankResult, build_protocol_gallery, summarise_splits
+from fgra_core.eval.rank import evaluate_features, evaluate_rank
+from fgra_core.eval.reference import evaluate_rank_reference
 from fgra_core.eval.rerank import re_ranking
 
 __all__ = [

@@ -4,7 +4,7 @@ Inputs are torch tensors (or numpy arrays, converted) of shape [N, D]; the compu
 the query tensor's device in float32 (float64 inputs stay float64), ``chunk_size`` query rows at
 a time, so a MARS-sized problem never materialises more than ``chunk_size x num_gallery`` on the
 device. The result is a numpy array on the CPU (``as_numpy=True``, the default, the form
-:func:`fgra_core.eval.metrics.evaluate_rank` and :func:`fgra_core.eval.rerank.re_ranking` take)
+:func:`fgra_core.eval.rank.evaluate_rank` and :func:`fgra_core.eval.rerank.re_ranking` take)
 or a CPU torch tensor (``as_numpy=False``).
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fgra_core.errors import FGRAError
+from fgra_core.utils.errors import FGRAError
 
 
 def _as_tensor(x, name: str) -> torch.Tensor:

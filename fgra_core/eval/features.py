@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from fgra_core.errors import DatasetError, FGRAError
+from fgra_core.utils.errors import DatasetError, FGRAError
 
 
 @dataclass
@@ -88,9 +88,9 @@ def _features_of(out) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, amp: bool):
-    """Autocast in the training's type (bfloat16 where supported, else float16: fgra_core/precision.py)."""
+    """Autocast in the training's type (bfloat16 where supported, else float16: fgra_core/utils/precision.py)."""
     if amp and device.type == "cuda":
-        from fgra_core.precision import amp_dtype
+        from fgra_core.utils.precision import amp_dtype
 
         return torch.autocast(device_type="cuda", dtype=amp_dtype(device))
     return nullcontext()

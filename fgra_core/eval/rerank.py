@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fgra_core.errors import ConfigError, FGRAError
+from fgra_core.utils.errors import ConfigError, FGRAError
 
 
 def _np(x) -> np.ndarray:

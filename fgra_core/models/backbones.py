@@ -18,7 +18,7 @@ import torch
 import torchvision
 from torch import nn
 
-from fgra_core.errors import ConfigError, WeightsError
+from fgra_core.utils.errors import ConfigError, WeightsError
 
 #: output channels of each trunk
 BACKBONE_CHANNELS = {"resnet50": 2048, "resnet18": 512, "mobilenet_v2": 1280}

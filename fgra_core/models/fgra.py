@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fgra_core.errors import ConfigError
 from fgra_core.models.backbones import build_backbone, feature_stride
 from fgra_core.models.gam import GAM
+from fgra_core.utils.errors import ConfigError
 
 __all__ = ["FGRA", "FGRAOutput", "VariantSpec", "VARIANTS", "TRUNK_ONLY", "get_variant", "weight_statistics"]
 

@@ -1,0 +1,33 @@
+"""What the study reads from the package itself: its notebooks (package data
+``fgra_core.notebooks``, the repository's ``notebooks/`` folder) and the paper's numbers
+(:func:`fgra_core.analysis.tables.paper_csv_path`), found with :mod:`importlib.resources`, so that
+a regular (non-editable) install runs the study from any folder."""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+RUN_NOTEBOOK = "train_evaluate"
+BATCH_NOTEBOOK = "train_evaluate_batch"
+PAPER_CSV = "results/paper_reported.csv"   # a project's own copy, when it has one, wins over the package's
+
+
+def notebooks_dir() -> Path:
+    """The folder of the study's notebooks: the installed package data, or, in a source checkout
+    that is not installed, the checkout's ``notebooks/``."""
+    try:
+        found = Path(str(resources.files("fgra_core.notebooks")))
+        if (found / f"{RUN_NOTEBOOK}.ipynb").is_file():
+            return found
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def paper_csv(project_dir: Path) -> Path:
+    """The paper's numbers: the project's ``results/paper_reported.csv`` when there is one, else
+    the package's."""
+    from fgra_core.analysis.tables import paper_csv_path
+
+    own = Path(project_dir) / PAPER_CSV
+    return own if own.is_file() else paper_csv_path()

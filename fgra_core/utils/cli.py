@@ -1,0 +1,47 @@
+"""How both command lines (``python -m fgra_core.train``, ``python -m fgra_core.study``) end.
+
+* a user mistake (any :class:`~fgra_core.utils.errors.FGRAError`) is one line ``error: ...`` on
+  stderr and exit status 2 (:data:`EXIT_ERROR`), never a traceback;
+* Ctrl-C is one line saying how to resume and exit status 130 (:data:`EXIT_INTERRUPTED`, the
+  shell's 128 + SIGINT).
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from fgra_core.utils.errors import FGRAError
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+RESUME_TRAIN = ("interrupted: run the same command again to resume from the last finished epoch "
+                "(checkpoints/last.pt in the run folder)")
+RESUME_STUDY = ("interrupted: run the same command again to resume the study (finished runs are kept; "
+                "the run in progress resumes from its last finished epoch)")
+
+
+def error_line(exc: BaseException) -> str:
+    """``error: <message>`` on one line (a message listing several items is joined with '; ')."""
+    parts = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = ""
+    for part in parts:
+        text += part if not text else (" " if text.endswith(":") else "; ") + part
+    return f"error: {text or type(exc).__name__}"
+
+
+def print_error(exc: BaseException) -> int:
+    print(error_line(exc), file=sys.stderr, flush=True)
+    return EXIT_ERROR
+
+
+def run_cli(body: Callable[[], int], *, interrupted: str) -> int:
+    """``body()``'s exit status; an ``FGRAError`` -> one ``error:`` line and 2, Ctrl-C -> ``interrupted`` and 130."""
+    try:
+        return body()
+    except FGRAError as exc:
+        return print_error(exc)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n" + interrupted + "\n")
+        sys.stderr.flush()
+        return EXIT_INTERRUPTED
