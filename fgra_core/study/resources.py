@@ -1,5 +1,5 @@
-"""What the study reads from the package itself: its notebooks (package data
-``fgra_core.notebooks``, the repository's ``notebooks/`` folder) and the paper's numbers
+"""What the study reads from the package itself: its notebooks (the repository's ``notebooks/``
+folder, installed as the package data ``fgra_core.notebooks``) and the paper's numbers
 (:func:`fgra_core.analysis.tables.paper_csv_path`), found with :mod:`importlib.resources`, so that
 a regular (non-editable) install runs the study from any folder."""
 from __future__ import annotations
@@ -13,15 +13,13 @@ PAPER_CSV = "results/paper_reported.csv"   # a project's own copy, when it has o
 
 
 def notebooks_dir() -> Path:
-    """The folder of the study's notebooks: the installed package data, or, in a source checkout
-    that is not installed, the checkout's ``notebooks/``."""
-    try:
-        found = Path(str(resources.files("fgra_core.notebooks")))
-        if (found / f"{RUN_NOTEBOOK}.ipynb").is_file():
-            return found
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[2] / "notebooks"
+    """The folder of the study's notebooks: in a source checkout its ``notebooks/`` beside the
+    package (so that the notebooks of the checkout that is imported are the ones run), else the
+    installed package data ``fgra_core.notebooks``."""
+    checkout = Path(__file__).resolve().parents[2] / "notebooks"
+    if (checkout / f"{RUN_NOTEBOOK}.ipynb").is_file():
+        return checkout
+    return Path(str(resources.files("fgra_core.notebooks")))
 
 
 def paper_csv(project_dir: Path) -> Path:
