@@ -357,7 +357,7 @@ def test_study_command_line_gives_one_error_line(tmp_path, case):
         "reversed splits": f"error: plan {path}: datasets.synthetic: splits range '2-0' is reversed",
         "duplicate key": f"error: plan {path}: key 'aggregates' appears twice in one mapping",
         "device": "error: plan inputs, group ablation, dataset synthetic, split 0, model.variant=3: "
-                  f"{REPO / 'fgra_core' / 'configs' / 'quick_synthetic.yaml'}: device: expected "
+                  f"{REPO / 'fgra_core' / 'config' / 'configs' / 'quick_synthetic.yaml'}: device: expected "
                   "'auto', 'cpu', 'cuda' or 'cuda:N' (N a GPU index), got 'gpu'",
         "threads": "error: --threads must be an integer >= 0 (0: torch's default), got -1",
         "symlink loop": f"error: dataset prid2011 (checked before the first run): {tmp_path}/prid/prid_2011/multi_shot/"
