@@ -1,10 +1,10 @@
 """What the study reads from the package itself: its notebooks (the repository's ``notebooks/``
 folder, installed as the package data ``fgra_core.notebooks``) and the paper's numbers
-(:func:`fgra_core.analysis.tables.paper_csv_path`), found with :mod:`importlib.resources`, so that
+(:func:`fgra_core.analysis.tables.paper_csv_path`), found through the import system, so that
 a regular (non-editable) install runs the study from any folder."""
 from __future__ import annotations
 
-from importlib import resources
+from importlib import util
 from pathlib import Path
 
 RUN_NOTEBOOK = "train_evaluate"
@@ -19,7 +19,11 @@ def notebooks_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "notebooks"
     if (checkout / f"{RUN_NOTEBOOK}.ipynb").is_file():
         return checkout
-    return Path(str(resources.files("fgra_core.notebooks")))
+    spec = util.find_spec("fgra_core.notebooks")   # package data without an __init__: a namespace
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the study's notebooks are neither beside the package (a source checkout) nor "
+                                "installed with it (fgra_core.notebooks); reinstall fgra-repro")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def paper_csv(project_dir: Path) -> Path:

@@ -51,7 +51,7 @@ def overlay_strip(data: ResponseData, region: int, current: int | None = None, g
     _check_region(data, region)
     H, W = data.frames.shape[1:3]
     lo, hi = _region_range(data, region)
-    tiles = [_boxed_reference(data, region)]
+    tiles = [boxed_reference(data, region)]
     for n in range(data.num_frames):
         tile = overlay(data.frames[n], data.maps[n, region], alpha, lo, hi)
         if current is not None and n == current:
@@ -65,7 +65,7 @@ def overlay_strip(data: ResponseData, region: int, current: int | None = None, g
     return strip
 
 
-def _boxed_reference(data: ResponseData, region: int | None) -> np.ndarray:
+def boxed_reference(data: ResponseData, region: int | None) -> np.ndarray:
     """The reference frame with the N_s region boxes drawn in (``region`` red, others white)."""
     img = data.frames[0].copy()
     H, W = img.shape[:2]

@@ -23,6 +23,7 @@ This module is the public face of the two rooms that hold the work: :mod:`fgra_c
 from fgra_core.analysis.figures import save_figure
 from fgra_core.viz.draw import (
     FIG_DPI,
+    boxed_reference,
     draw_fig5,
     draw_reference,
     draw_region_row,
@@ -61,5 +62,5 @@ __all__ = [
     "frames_from_folder", "frames_from_files", "sample_indices", "resize_frames",
     "response_from_features", "compute_response", "upsample_map", "overlay", "overlay_strip",
     "draw_reference", "draw_region_row", "draw_fig5", "draw_temporal_scores",
-    "draw_spatial_weights", "draw_scores", "figure_to_png", "png_bytes", "save_figure",
+    "draw_spatial_weights", "draw_scores", "boxed_reference", "figure_to_png", "png_bytes", "save_figure",
 ]

@@ -245,7 +245,7 @@ class ResponseExplorer:
 
     def _draw_all(self):
         d, r, k = self.data, int(self.region.value), self._scale()
-        _set_png(self.reference_image, rm.png_bytes(rm._boxed_reference(d, r), k), d.frames.shape[2] * k)
+        _set_png(self.reference_image, rm.png_bytes(rm.boxed_reference(d, r), k), d.frames.shape[2] * k)
         self._set_figure(self.spatial_image, rm.draw_spatial_weights(d, region=r))
         self._draw_frame()
 
