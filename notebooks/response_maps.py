@@ -24,9 +24,11 @@
 # region it was shown in the reference frame. The **temporal alignment scores** (Eqs. 4-6) weight
 # the frames of each region, the **spatial weights** (Eqs. 7-8) weight the regions.
 #
-# Parameters: `run_dir` is a finished run folder of the full model (variant 8; an empty string
-# gives the untrained default model on the synthetic set), `figures_dir` is where the figures are
-# written (empty: shown only), `smoke` makes everything tiny.
+# Parameters: `run_dir` is a finished run folder of the full model (variant 8). The default,
+# `"demo"`, is the demo model: variant 8 fine-tuned for under a minute on a small synthetic set,
+# trained the first time and kept in `results/runs/demo` (an empty string gives the untrained
+# default model). `figures_dir` is where the figures are written (empty: shown only), `smoke`
+# makes everything tiny.
 
 # %%
 import math
@@ -41,7 +43,7 @@ from fgra_core.viz.widgets import ResponseExplorer
 _names_before_parameters = set(globals())
 
 # %% tags=["parameters"]
-run_dir: str = ""          # a finished run folder of the full variant (empty: untrained default model, synthetic set)
+run_dir: str = "demo"      # a finished run folder of the full variant ("demo": the demo model; empty: untrained)
 figures_dir: str = ""      # where the PNG + PDF figures go (empty: shown only)
 smoke: bool = False        # tiny input, seconds
 num_tracklets: int = 3     # query tracklets drawn as Fig.-5 figures
@@ -142,7 +144,7 @@ if written:
 
 # %%
 if explorer:
-    runs_root = str(Path(run_dir).parent) if run_dir else None
+    runs_root = str(Path(bundle.run_dir).parent) if bundle.run_dir else None
     view = ResponseExplorer(dataset, model=bundle, runs_root=runs_root, num_frames=min(num_frames, 16),
                             device=device, max_sources=4 if smoke else 200, cache=cache)
     display(view.widget)

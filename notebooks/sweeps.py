@@ -32,12 +32,13 @@ from IPython.display import Markdown, display
 
 from fgra_core.analysis import figures, render, tables
 from fgra_core.study.notebook_params import expect_parameters
+from fgra_core.utils.project import project_path, project_root
 
 _before = set(globals())
 
 # %% tags=["parameters"]
 manifest = None                        # results/<plan>/manifest.json (None: every finished run in runs_dir)
-runs_dir = "results/runs"
+runs_dir = "results/runs"              # relative paths: under the project folder, wherever this runs
 results_dir = "results/adhoc"
 figures_dir = "figures/adhoc"
 paper_csv = None             # the paper's numbers: None = the copy shipped with fgra_core
@@ -45,9 +46,12 @@ smoke = False
 
 # %%
 expect_parameters(globals(), _before, ["manifest", "runs_dir", "results_dir", "figures_dir", "paper_csv", "smoke"])
+root = project_root()   # $FGRA_PROJECT, else the folder above notebooks/ that holds results/
+runs_dir, results_dir, figures_dir = (project_path(p, root) for p in (runs_dir, results_dir, figures_dir))
+manifest, paper_csv = project_path(manifest, root), project_path(paper_csv, root)
 results_path, figures_path = Path(results_dir), Path(figures_dir)
 df = tables.collect_results(runs_dir, manifest)
-print(f"{len(df)} finished run(s) in {runs_dir}" + (f" from {manifest}" if manifest else ""))
+print(tables.collection_note(df) + (f" (manifest {manifest})" if manifest else ""))
 
 # %% [markdown]
 # ## Sequence length N and number of regions N_s

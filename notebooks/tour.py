@@ -41,7 +41,7 @@ from fgra_core.study.notebook_params import expect_parameters
 _before = set(globals())
 
 # %% tags=["parameters"]
-run_dir = None       # a finished run folder (variant 4-8) for trained response maps; None: an untrained model
+run_dir = "demo"     # a finished run folder (variant 4-8); "demo": the demo model (trained once, < 1 min); None: untrained
 figures_dir = None   # save the tour's figures there (None: only show them)
 smoke = False        # CI: smaller set
 
@@ -108,8 +108,9 @@ display(pd.DataFrame(rows).round(3))
 # **region-aligned feature** **F**_{n,i}: region i of frame n, wherever it is in the box.
 #
 # Below, the reference frame with its N_s regions (left) and each region's response map on the
-# sampled frames. With `run_dir` set to a trained run (variants 4-8) these are the trained maps of
-# the paper's Fig. 5; without it an untrained network shows the mechanics only.
+# sampled frames. With the demo model (the default: variant 8 fine-tuned for under a minute the
+# first time, then kept in `results/runs/demo`) or a trained run of variants 4-8 these are trained
+# maps, as in the paper's Fig. 5; with `run_dir = None` an untrained network shows the mechanics only.
 
 # %%
 from fgra_core.viz import response_maps as rm
@@ -157,13 +158,14 @@ display(pd.DataFrame([{
 
 # %% [markdown]
 # ## 5. Where to go next
+# * `results`: the committed results of the study (claims, Table 2, sweeps, Fig. 5), no training.
 # * `train_evaluate`: train and evaluate one variant (any dataset, any setting).
 # * `ablation`: Table 2, ours beside the paper, and whether alignment helps.
 # * `sweeps`: Fig. 4 (sequence length, number of regions) and the misalignment knob.
 # * `response_maps`: Fig. 5 for trained runs, and an interactive explorer.
 # * `paper_vs_ours`: Table 1.
 #
-# `make study` runs them all on the synthetic set in a few minutes on a CPU.
+# `make study` runs them all on the synthetic set: about 20 minutes on a 2-core CPU (README).
 
 # %%
 if figures_dir:

@@ -2,10 +2,12 @@
 by Chromium through Python Playwright.
 
 The test copies ``notebooks/response_maps.ipynb`` (with ``smoke = True``) into a temporary root
-folder, starts ``jupyter lab`` there, opens the notebook, runs every cell, then moves the frame
-slider (keyboard on the ``[role=slider]`` handle) and changes the region menu, and checks that the
+folder, starts ``jupyter lab`` there, opens the notebook, runs every cell -- on the demo model,
+which it trains first, as a fresh clone does (no earlier study) -- then moves the frame slider
+(keyboard on the ``[role=slider]`` handle) and changes the region menu, and checks that the
 overlay images changed (their bytes, fetched from the page) and that the readouts show the new
-values. Screenshots go to ``test-artifacts/browser/``.
+values. A second test opens the look-first notebook ``notebooks/results.ipynb`` beside the
+committed results and finds the claims table rendered. Screenshots go to ``test-artifacts/browser/``.
 
 It uses Debian's ``chromium`` (``/usr/bin/chromium``, or ``$FGRA_CHROMIUM``); no browser download
 is needed. Without it, or when it cannot start, the test is skipped with the reason.
@@ -28,11 +30,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "response_maps.ipynb"
+LOOK_FIRST = REPO / "notebooks" / "results.ipynb"
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("FGRA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-BUDGET_S = 150          # the whole test, start to end
+BUDGET_S = 300          # the whole test, start to end (the demo model trains in it: under a minute alone)
 
 # the bytes behind an <img> (ipywidgets images are blob: URLs), as a data: URL
 IMAGE_BYTES_JS = """async (el) => {
@@ -98,6 +101,9 @@ def lab(tmp_path):
             assert "smoke: bool = False" in src, "the parameters cell no longer declares `smoke: bool = False`"
             cell["source"] = src.replace("smoke: bool = False", "smoke: bool = True")
     (root / NOTEBOOK.name).write_text(json.dumps(nb))
+    shutil.copy(LOOK_FIRST, root / LOOK_FIRST.name)
+    for sub in ("results/quick", "figures/quick"):   # the committed results, as in a fresh clone
+        shutil.copytree(REPO / sub, root / sub)
 
     state = tmp_path / "jupyter"      # private config / runtime / settings: nothing of the user's is read or written
     env = dict(os.environ)
@@ -200,12 +206,13 @@ def test_explorer_in_jupyterlab(chromium, lab):
         # run every cell; the explorer appears at the end (or an error output does)
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         error_sel = "[data-mime-type='application/vnd.jupyter.error']"
-        page.wait_for_selector(f".fgra-explorer .fgra-readout .fgra-ro-frame, {error_sel}", timeout=deadline.ms(90))
+        page.wait_for_selector(f".fgra-explorer .fgra-readout .fgra-ro-frame, {error_sel}", timeout=deadline.ms(240))
         if page.locator(error_sel).count():
             shot("failure-cell-error")
             pytest.fail("a notebook cell failed in JupyterLab:\n" + page.locator(error_sel).first.inner_text()[-3000:])
         timings["notebook_executed"] = time.monotonic() - t0
         assert page.locator(".jp-RenderedImage img").count() >= 2        # the static Fig.-5 figures
+        assert "demo (variant 8" in page.inner_text(".jp-Notebook")       # the demo model, trained here
         assert page.inner_text(".fgra-explorer .fgra-status") == ""
         page.locator(".fgra-explorer").scroll_into_view_if_needed()
         shot("02-executed")
@@ -253,6 +260,34 @@ def test_explorer_in_jupyterlab(chromium, lab):
         finally:
             (ARTIFACTS / "console.log").write_text("\n".join(console))
             shutil.copy(log_path, ARTIFACTS / "jupyter-lab.log")
+        raise
+    finally:
+        page.close()
+
+
+@pytest.mark.browser
+def test_look_first_notebook_in_jupyterlab(chromium, lab):
+    """The look-first notebook shows the committed claims table without any run."""
+    url, log_path = lab
+    deadline = Deadline(120)
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{url}/lab/tree/{LOOK_FIRST.name}", timeout=deadline.ms(60))
+        page.wait_for_function(KERNEL_IDLE_JS, timeout=deadline.ms(60))
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        error_sel = "[data-mime-type='application/vnd.jupyter.error']"
+        table = ".jp-RenderedMarkdown table:has-text('T2.c')"
+        page.wait_for_selector(f"{table}, {error_sel}", timeout=deadline.ms(60))
+        if page.locator(error_sel).count():
+            pytest.fail("a cell of the look-first notebook failed:\n" + page.locator(error_sel).first.inner_text()[-3000:])
+        assert "the region alignment mechanism helps" in page.locator(table).first.inner_text()
+        page.wait_for_function("() => document.querySelectorAll('.jp-RenderedImage img').length >= 5",
+                               timeout=deadline.ms(30))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "results-notebook.png"), full_page=False)
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log_path, ARTIFACTS / "jupyter-lab-results.log")
         raise
     finally:
         page.close()

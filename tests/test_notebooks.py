@@ -174,3 +174,39 @@ def test_tour_notebook_runs(tmp_path):
                                parameters={"smoke": True, "figures_dir": str(tmp_path / "fig")},
                                kernel_name="python3", progress_bar=False, cwd=str(REPO))
     assert (tmp_path / "fig" / "tour_response_maps.png").stat().st_size > 1000
+
+
+LOOK_FIRST_AND_AGGREGATES = ("ablation", "claims", "sweeps", "paper_vs_ours", "response_maps", "results")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LOOK_FIRST_AND_AGGREGATES)
+def test_notebooks_run_from_their_own_folder_with_default_parameters(smoke_study, name):
+    """As JupyterLab runs them: the kernel's working folder is notebooks/, no parameter is given;
+    relative defaults mean the project folder (the one above notebooks/ holding results/)."""
+    study, _ = smoke_study
+    folder = study.project_dir / "notebooks"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(NOTEBOOKS / f"{name}.ipynb", folder / f"{name}.ipynb")
+    out = papermill.execute_notebook(str(folder / f"{name}.ipynb"), str(folder / f"{name}.out.ipynb"),
+                                     kernel_name="python3", progress_bar=False, cwd=str(folder))
+    text = "".join(o.get("text", "") for c in out.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    if name in ("ablation", "claims", "sweeps", "paper_vs_ours"):
+        assert f"finished run(s) in {study.project_dir / 'results' / 'runs'}" in text, text[:500]
+        assert (study.project_dir / "results" / "adhoc").is_dir() and not (folder / "results").exists()
+    if name == "response_maps":
+        assert (study.project_dir / "results" / "runs" / "demo" / "results.json").is_file()   # the demo model
+    if name == "results":   # no committed results in this project: every section says so, with the command
+        assert "nothing to show yet" in text and "run `make study`" in text
+
+
+@pytest.mark.slow
+def test_look_first_notebook_shows_the_committed_results_without_any_run(tmp_path):
+    """On a fresh clone: results/quick and figures/quick are committed, results/runs is absent."""
+    folder = REPO / "notebooks"
+    out = papermill.execute_notebook(str(folder / "results.ipynb"), str(tmp_path / "results.out.ipynb"),
+                                     kernel_name="python3", progress_bar=False, cwd=str(folder))
+    shown = "".join(o.get("data", {}).get("text/markdown", "") for c in out.cells for o in c.get("outputs", []))
+    assert "T2.c 4 > 3" in shown and "| variant" in shown
+    images = sum("image/png" in o.get("data", {}) for c in out.cells for o in c.get("outputs", []))
+    assert images >= 7

@@ -129,13 +129,16 @@ def _row(result: dict, run_id: str) -> dict:
 
 def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per finished run under ``runs_dir``. With a manifest, only that study's runs, with
-    a ``groups`` column (the plan's groups each run belongs to)."""
+    a ``groups`` column (the plan's groups each run belongs to). What was not read is not
+    silent: ``df.attrs`` holds ``runs_dir``, ``runs_dir_exists`` and ``unreadable`` (the records
+    that could not be parsed), and :func:`collection_note` says it in one line."""
     if manifest is not None and not isinstance(manifest, dict):
         manifest = load_manifest(manifest)
     membership = None
     if manifest:
         membership = {r["run_id"]: list(r.get("groups", [])) for r in manifest.get("runs", [])}
     rows = []
+    unreadable: list[str] = []
     for path in sorted(Path(runs_dir).glob("*/results.json")):
         run_id = path.parent.name
         if membership is not None and run_id not in membership:
@@ -143,6 +146,10 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
         try:
             result = json.loads(path.read_text())
         except (OSError, ValueError):
+            unreadable.append(str(path))
+            continue
+        if not isinstance(result, dict):
+            unreadable.append(str(path))
             continue
         if result.get("status") != "finished":
             continue
@@ -153,7 +160,28 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
             "misalignment", "height", "width", "weights", "data", "protocol", "ap_form", "num_queries", "num_valid",
             "train_time_s", "eval_time_s", "device", "run_dir", "regime", "reading", "steps", "loss_change",
             "levelled_off", "temporal_entropy", "spatial_weight_range", "split_source", *METRICS, "groups"]
-    return pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(rows, columns=cols)
+    df.attrs.update(runs_dir=str(runs_dir), runs_dir_exists=Path(runs_dir).is_dir(), unreadable=unreadable)
+    return df
+
+
+MAKE_RUNS = "run `make study` (or `python -m fgra_core.study --plan quick`)"
+
+
+def collection_note(df: pd.DataFrame) -> str:
+    """One line on what :func:`collect_results` found: the number of finished runs, or why there
+    are none and the command that makes them, and the records it could not read."""
+    runs_dir = df.attrs.get("runs_dir", "?")
+    if not df.attrs.get("runs_dir_exists", True):
+        text = f"no finished runs: {runs_dir} does not exist; {MAKE_RUNS}"
+    elif df.empty:
+        text = f"no finished runs in {runs_dir}; {MAKE_RUNS}"
+    else:
+        text = f"{len(df)} finished run(s) in {runs_dir}"
+    bad = df.attrs.get("unreadable") or []
+    if bad:
+        text += f"; {len(bad)} record(s) could not be read: " + ", ".join(bad[:3]) + (" ..." if len(bad) > 3 else "")
+    return text
 
 
 def belongs(groups, group: str) -> bool:

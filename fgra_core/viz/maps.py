@@ -102,15 +102,37 @@ def _build_model(cfg, num_classes: int | None):
         return FGRA(num_classes, **options)
 
 
+DEMO = "demo"                      # the run_dir value that names the demo model
+DEMO_CONFIG = "demo_synthetic"     # its packaged configuration (fgra_core/config/configs/)
+DEMO_RUN_DIR = "results/runs/demo"   # under the project folder
+
+
+def demo_model(device: str | torch.device | None = "cpu", root: str | os.PathLike | None = None,
+               show_progress: bool = False) -> ModelBundle:
+    """The demo model: variant 8 fine-tuned briefly on a small synthetic set (under a minute on a
+    laptop CPU), trained the first time it is asked for and read from its run folder
+    (``results/runs/demo`` under the project folder) after that."""
+    from fgra_core.config.packaged import resolve_config_source
+    from fgra_core.engine.run import run
+    from fgra_core.utils.project import project_path
+
+    run_dir = project_path(DEMO_RUN_DIR, root)
+    run(resolve_config_source(DEMO_CONFIG), overrides={"run_dir": str(run_dir)}, show_progress=show_progress)
+    return load_model(run_dir, device)
+
+
 def load_model(run_dir: str | os.PathLike | None = None, device: str | torch.device | None = "cpu",
                default: dict | None = None) -> ModelBundle:
-    """The model of a finished (or running) run folder, or the untrained default when ``run_dir`` is empty.
+    """The model of a finished (or running) run folder, the demo model when ``run_dir`` is
+    ``"demo"`` (:func:`demo_model`), or the untrained default when ``run_dir`` is empty.
 
     ``run_dir`` may also be a ``.pt`` checkpoint inside a run folder. The default is
     :data:`DEFAULT_MODEL` updated with ``default``; its weights are drawn with a fixed seed.
     """
     from fgra_core.engine.checkpoint import find_last, load_checkpoint
 
+    if run_dir is not None and str(run_dir).strip() == DEMO:
+        return demo_model(device)
     dev = _device(device)
     if run_dir is None or str(run_dir).strip() == "":
         spec = {**DEFAULT_MODEL, **(default or {})}

@@ -38,6 +38,7 @@ from fgra_core.viz.draw import (
 )
 from fgra_core.viz.maps import (
     DEFAULT_MODEL,
+    DEMO,
     FeatureCache,
     FrameSource,
     ModelBundle,
@@ -46,6 +47,7 @@ from fgra_core.viz.maps import (
     compute_response,
     dataset_for,
     default_dataset,
+    demo_model,
     find_runs,
     frames_from_files,
     frames_from_folder,
@@ -57,7 +59,7 @@ from fgra_core.viz.maps import (
 )
 
 __all__ = [
-    "FIG_DPI", "DEFAULT_MODEL", "ModelBundle", "FrameSource", "FeatureCache", "ResponseData",
+    "FIG_DPI", "DEFAULT_MODEL", "DEMO", "demo_model", "ModelBundle", "FrameSource", "FeatureCache", "ResponseData",
     "load_model", "find_runs", "default_dataset", "dataset_for", "as_source", "sources_of",
     "frames_from_folder", "frames_from_files", "sample_indices", "resize_frames",
     "response_from_features", "compute_response", "upsample_map", "overlay", "overlay_strip",
