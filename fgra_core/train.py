@@ -10,15 +10,25 @@ import json
 import os
 import sys
 
+import fgra_core
 from fgra_core.config.schema import parse_assignments
-from fgra_core.engine.run import run
 
 __all__ = ["run", "main"]
 
 
+def run(config=None, **kwargs) -> dict:
+    """:func:`fgra_core.engine.run.run` (imported when called: ``--help`` needs no torch)."""
+    from fgra_core.engine.run import run as engine_run
+
+    return engine_run(config, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fgra_core.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="YAML file of run settings (defaults: the paper's recipe)")
+    parser = argparse.ArgumentParser(prog="fgra-train", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="YAML file of run settings, or the name of a packaged one "
+                                         "(quick_synthetic, demo_synthetic, mars_mini, paper_mars, ...; "
+                                         "defaults: the paper's recipe)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {fgra_core.__version__}")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -26,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     from fgra_core.utils.cli import RESUME_TRAIN, run_cli
 
     def body() -> int:
-        result = run(args.config, overrides=parse_assignments(args.overrides), show_progress=not args.no_progress)
+        from fgra_core.config.packaged import resolve_config_source
+
+        result = run(resolve_config_source(args.config), overrides=parse_assignments(args.overrides), show_progress=not args.no_progress)
         if result.get("metrics"):
             print(json.dumps({"run_dir": result.get("run_dir"), "protocol": result.get("protocol"),
                               **result["metrics"]}, indent=2))

@@ -9,15 +9,17 @@ import sys
 import time
 from pathlib import Path
 
+import fgra_core
 from fgra_core.config.schema import parse_assignments
 from fgra_core.study.execute import torchrun_then
 from fgra_core.study.expand import expand_plan
-from fgra_core.study.plan import AGGREGATE_DIR, RunSpec, StudyError, check_jobs, load_plan
+from fgra_core.study.plan import AGGREGATE_DIR, RunSpec, StudyError, check_jobs, dataset_roots, load_plan
 from fgra_core.study.runner import Study, StudyReport
 from fgra_core.study.state import is_finished, record_failure
 from fgra_core.utils.errors import FGRAError
 
-# --------------------------------------------------------------------------- CLI
+SUBMITIT_CLUSTERS_CLI = ("slurm", "local", "debug")
+EXECUTORS = ("local", "slurm")
 
 
 def _int(text: str) -> int | str:
@@ -38,7 +40,7 @@ def _parse_roots(items: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fgra_core.study", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="fgra-study", description=__doc__.splitlines()[0])
     parser.add_argument("--plan", default="quick", help="quick, paper, mars-mini, smoke, or a plan YAML file")
     parser.add_argument("--data-root", action="append", default=[], metavar="NAME=PATH",
                         help="data folder of a dataset (mars, ilidsvid, prid2011); repeatable; "
@@ -50,19 +52,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs executed side by side: a number or 'auto' (default: the plan's jobs, else 1)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads per run (0: torch's default, or cores / jobs when jobs > 1)")
-    parser.add_argument("--list", action="store_true", help="print the runs of the plan and their state, then stop")
-    parser.add_argument("--no-aggregates", action="store_true", help="only the runs")
-    parser.add_argument("--aggregates-only", action="store_true", help="only the aggregate notebooks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {fgra_core.__version__}")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--list", action="store_true",
+                      help="print the runs of the plan and their state, then stop (works without the datasets)")
+    mode.add_argument("--no-aggregates", action="store_true", help="only the runs")
+    mode.add_argument("--aggregates-only", action="store_true", help="only the aggregate notebooks")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     cost = parser.add_argument_group("cost estimate (works without the datasets; nothing runs)")
-    cost.add_argument("--estimate", action="store_true",
+    mode.add_argument("--estimate", action="store_true",
                       help="print runs, epochs, iterations, frames and GPU-hours per dataset and in total, then stop")
     cost.add_argument("--frames-per-s", type=float, default=None, metavar="X",
                       help="training frames/s of one GPU (default: the measured H100 rate, benchmarks/README.md)")
     cost.add_argument("--eval-frames-per-s", type=float, default=None, metavar="X",
                       help="evaluation frames/s of one GPU (default: the measured H100 rate)")
     disp = parser.add_argument_group("dispatch (docs: README 'Paper scale: cost and dispatch')")
-    disp.add_argument("--executor", default="local", help="local (this machine, default) or slurm (through submitit)")
+    disp.add_argument("--executor", default="local", choices=EXECUTORS,
+                      help="local (this machine, default) or slurm (through submitit)")
     disp.add_argument("--gpus", default=None, metavar="I,J,...",
                       help="local: one run per listed GPU at a time (e.g. --gpus 0,1,2,3); replaces --jobs")
     disp.add_argument("--partition", default=None, help="Slurm partition")
@@ -82,7 +88,30 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.estimate:
         return _estimate_main(args)
+    if args.list:
+        return run_cli(lambda: _list_main(args), interrupted=RESUME_STUDY)
     return run_cli(lambda: _main(args), interrupted=RESUME_STUDY)
+
+
+def _list_main(args) -> int:
+    """``--list``: every run of the plan and its state. A dataset whose folder is not there is
+    named, and its runs are listed as ``no data`` (their data layout is not checked)."""
+    plan = load_plan(args.plan)
+    absent: list[str] = []
+    project = Path(args.project_dir).resolve()
+    dataset_roots(plan, _parse_roots(args.data_root), None, project, absent=absent)
+    if not absent:
+        return _main(args)
+    roots = {ds: (None if ds in absent else spec.get("root")) for ds, spec in plan.datasets.items()}
+    runs = expand_plan(plan, runs_dir=project / "results" / "runs", roots={**roots, **_parse_roots(args.data_root)},
+                       extra=parse_assignments(args.overrides), show_progress=False, project_dir=project)
+    print(f"plan {plan.name} ({plan.source}): {len(runs)} runs; no data folder for {', '.join(absent)} "
+          f"(give --data-root NAME=PATH): those runs are listed as 'no data', their data not checked")
+    for spec in runs:
+        state = "no data" if spec.dataset in absent else (
+            "finished" if is_finished(Path(spec.params["run_dir"])) else "pending")
+        print(f"  {state:9s} {spec.run_id}  [{', '.join(spec.groups)}]")
+    return 0
 
 
 def _main(args) -> int:
@@ -138,7 +167,6 @@ def _main(args) -> int:
     return 0 if report.ok else 1
 
 
-SUBMITIT_CLUSTERS_CLI = ("slurm", "local", "debug")
 
 
 def _unit_key(unit: list[RunSpec]) -> str:

@@ -204,9 +204,10 @@ ROOT_ENV = "FGRA_{}_ROOT"
 
 
 def dataset_roots(plan: Plan, cli_roots: dict[str, str] | None = None, environ: dict | None = None,
-                  project_dir: str | os.PathLike = ".") -> dict[str, str | None]:
+                  project_dir: str | os.PathLike = ".", *, absent: list | None = None) -> dict[str, str | None]:
     """The data folder of every dataset of the plan; raise ``StudyError`` naming each one that is
-    missing, with the ways to give it."""
+    missing, with the ways to give it -- or, with a list as ``absent``, append the missing
+    datasets' names to it and give them the root ``None`` (for listing a plan without its data)."""
     environ = os.environ if environ is None else environ
     cli_roots = dict(cli_roots or {})
     unknown = sorted(set(cli_roots) - set(plan.datasets))
@@ -230,7 +231,11 @@ def dataset_roots(plan: Plan, cli_roots: dict[str, str] | None = None, environ: 
             missing.append(f"  {ds}: data folder {root} does not exist ({how}); {_layout(ds)}")
             continue
         roots[ds] = str(root)
-    if missing:
+    if missing and absent is not None:
+        names = [m.split(":")[0].strip() for m in missing]
+        absent.extend(names)
+        roots.update({ds: None for ds in names})
+    elif missing:
         raise StudyError(f"plan {plan.name}: missing dataset folder(s):\n" + "\n".join(missing))
     return roots
 

@@ -1,4 +1,4 @@
-"""How both command lines (``python -m fgra_core.train``, ``python -m fgra_core.study``) end.
+"""How the command lines (``fgra-train``, ``fgra-study``, ``fgra-claims``) end.
 
 * a user mistake (any :class:`~fgra_core.utils.errors.FGRAError`) is one line ``error: ...`` on
   stderr and exit status 2 (:data:`EXIT_ERROR`), never a traceback;
@@ -21,12 +21,19 @@ RESUME_STUDY = ("interrupted: run the same command again to resume the study (fi
                 "the run in progress resumes from its last finished epoch)")
 
 
+WRAP_AT = 200   # a message listing several items that is longer than this is wrapped
+
+
 def error_line(exc: BaseException) -> str:
-    """``error: <message>`` on one line (a message listing several items is joined with '; ')."""
+    """``error: <message>``: one line (a message listing several items is joined with '; '), or,
+    when such a message is longer than :data:`WRAP_AT` characters, one ``error:`` line followed by
+    the items, each on an indented line."""
     parts = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     text = ""
     for part in parts:
         text += part if not text else (" " if text.endswith(":") else "; ") + part
+    if len(parts) > 1 and len(text) > WRAP_AT:
+        return "error: " + parts[0] + "".join(f"\n  - {part}" for part in parts[1:])
     return f"error: {text or type(exc).__name__}"
 
 
