@@ -79,7 +79,7 @@ display(Markdown("\n".join(f"- {v}" for v in verdict) or "_no ablation runs_"))
 
 # %%
 for ds in t2["dataset"].unique():
-    fig = figures.plot_table2(t2, ds, title=f"Table 2 on {tables.DATASET_NAMES.get(ds, ds)}: ours (bars), paper (black)")
+    fig = figures.plot_table2(t2, ds, title=f"Table 2 on {tables.DATASET_NAMES.get(ds, ds)}")
     figures.save_figure(fig, figures_path / f"table2_{ds}")
 
 # %% [markdown]
@@ -110,7 +110,7 @@ for ds, sub in ablation_runs.groupby("dataset"):
     for _, row in sub.iterrows():
         record = json.loads((Path(runs_dir) / row["run_id"] / "results.json").read_text())
         histories[tables.variant_name(int(row["variant"]))] = record.get("history") or []
-    fig = figures.plot_learning_curves(histories, title=f"Training losses per variant ({tables.DATASET_NAMES.get(ds, ds)}, split {int(sub['split_id'].min())})")
+    fig = figures.plot_learning_curves(histories, title=f"Training losses per variant ({tables.DATASET_NAMES.get(ds, ds)}, split {int(sub['split_id'].min())}, seed {int(sub['seed'].min())}: one run each)")
     figures.save_figure(fig, figures_path / f"learning_curves_{ds}")
 
 # %%

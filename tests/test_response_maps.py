@@ -188,10 +188,12 @@ def test_figures_have_the_expected_panels(bundle, dataset, tmp_path):
     data = rm.compute_response(bundle, dataset.query[0], 5)
     assert data.frames.shape == (5, H, W, 3) and data.indices[0] == 0
     fig = rm.draw_fig5(data)
-    assert len(fig.axes) == data.num_regions * (data.num_frames + 1)
+    assert len(fig.axes) == data.num_regions * (data.num_frames + 1) + 1   # + the colour bar
+    assert [t.get_text() for t in fig.axes[-1].get_yticklabels()] == ["row\nmin", "row\nmax"]
+    assert fig.axes[0].get_title().startswith("region 0, w=")           # its spatial weight
     fig = rm.draw_fig5(data, regions=[1])
-    assert len(fig.axes) == data.num_frames + 1
-    assert fig.axes[0].get_title().endswith("region 1")
+    assert len(fig.axes) == data.num_frames + 1 + 1
+    assert fig.axes[0].get_title().startswith("region 1, w=0.25\nmap ")
     assert len(rm.draw_region_row(data, 2, current=3).axes) == data.num_frames + 1
     assert len(rm.draw_reference(data).axes[0].patches) == data.num_regions
     t = rm.draw_temporal_scores(data, region=1, current=2)

@@ -192,8 +192,12 @@ def test_paper_plan_names_every_missing_dataset_folder(tmp_path):
 def test_cli_reports_missing_folders_and_lists_runs(tmp_path, capsys, monkeypatch):
     for env in ("FGRA_MARS_ROOT", "FGRA_ILIDSVID_ROOT", "FGRA_PRID2011_ROOT"):
         monkeypatch.delenv(env, raising=False)
-    assert st.main(["--plan", "paper", "--project-dir", str(tmp_path), "--list"]) == 2
-    assert "FGRA_PRID2011_ROOT" in capsys.readouterr().err
+    assert st.main(["--plan", "paper", "--project-dir", str(tmp_path), "--no-aggregates"]) == 2
+    err = capsys.readouterr().err
+    assert "FGRA_PRID2011_ROOT" in err and err.startswith("error: plan paper: missing dataset folder(s):\n  - mars: ")
+    assert st.main(["--plan", "paper", "--project-dir", str(tmp_path), "--list"]) == 0   # listed without its data
+    out = capsys.readouterr().out
+    assert "no data folder for mars, ilidsvid, prid2011" in out and "  no data   mars-s0-v1-" in out
     assert st.main(["--plan", "smoke", "--project-dir", str(tmp_path), "--list"]) == 0
     out = capsys.readouterr().out
     assert "pending" in out and "synthetic-s0-v8" in out

@@ -58,12 +58,18 @@ def compact_pngs(folder: str | os.PathLike, max_bytes: int = MAX_PNG_BYTES) -> l
     return rewritten
 
 
-def _errorbar(ax, x, y, err, label, **kw):
+SPREAD = "error bars: ± standard deviation over seeds (ddof = 0)"
+
+
+def _errorbar(ax, x, y, err, label, fmt: str | None = None, **kw):
+    """A line with ± ``err`` bars (the seeds' standard deviation); a plain line where there is
+    no spread (one seed)."""
     err = [0.0 if (e is None or (isinstance(e, float) and math.isnan(e))) else e for e in err]
+    args = (fmt,) if fmt else ()
     if any(err):
-        ax.errorbar(x, y, yerr=err, label=label, capsize=3, **kw)
+        ax.errorbar(x, y, err, *args, label=label, capsize=3, **kw)
     else:
-        ax.plot(x, y, label=label, **kw)
+        ax.plot(x, y, *args, label=label, **kw)
 
 
 def plot_sweep(t: pd.DataFrame, x: str, xlabel: str, title: str | None = None):
@@ -83,8 +89,7 @@ def plot_sweep(t: pd.DataFrame, x: str, xlabel: str, title: str | None = None):
             ax.set_xticks(sorted({int(v) for v in t[x]}))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    fig.suptitle((f"{title}\n" if title else "") + SPREAD, fontsize=9)
     return fig
 
 
@@ -95,13 +100,14 @@ def plot_misalignment(t: pd.DataFrame, variants: tuple[int, int] = (3, 8), title
         for v, style in zip(variants, ("--s", "-o")):
             col = f"{m}_v{v}"
             if col in t.columns:
-                ax.plot(t["misalignment"], t[col], style, label=variant_name(v))
+                err = t[f"{col}_std"].tolist() if f"{col}_std" in t.columns else [math.nan] * len(t)
+                _errorbar(ax, t["misalignment"].tolist(), t[col].tolist(), err, variant_name(v),
+                          fmt=style)
         ax.set_xlabel("misalignment knob (0 = same box in every frame)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    fig.suptitle((f"{title}\n" if title else "") + SPREAD, fontsize=9)
     return fig
 
 
@@ -153,23 +159,26 @@ def plot_learning_curves(histories: dict[str, list[dict]], keys: list[str] | Non
 
 
 def plot_table2(t2: pd.DataFrame, dataset: str | None = None, title: str | None = None):
-    """Rank-1 and mAP per Table-2 variant: ours as bars, the paper's as markers where it has them."""
+    """Rank-1 and mAP per Table-2 variant: ours as bars (± the seeds' standard deviation), the
+    paper's as markers where it has them; the title says which of the two the figure holds."""
     t = t2 if dataset is None else t2[t2["dataset"] == dataset]
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0), constrained_layout=True)
+    has_paper = bool(t["rank1_paper"].notna().any()) if "rank1_paper" in t.columns else False
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2), constrained_layout=True)
     for ax, m, label in zip(axes, ("rank1", "mAP"), ("rank-1 (%)", "mAP (%)")):
         x = t["variant"].astype(int).tolist()
         colors = ["#9aa5b1" if v <= 3 else "#3b7dd8" for v in x]
-        ax.bar(x, t[m], color=colors, label="ours")
+        err = t[f"{m}_std"].fillna(0.0).tolist() if f"{m}_std" in t.columns else None
+        ax.bar(x, t[m], color=colors, label="ours", yerr=err, capsize=3, ecolor="#333333")
         if t[f"{m}_paper"].notna().any():
             ax.plot(x, t[f"{m}_paper"], "k_", markersize=14, mew=2, label="paper")
         ax.set_xticks(x)
         ax.set_xlabel("variant (grey: fixed stripes, blue: aligned regions)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, axis="y")
-    if t["rank1_paper"].notna().any():
+    if has_paper:
         axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    what = ("ours (bars), the paper (black); " if has_paper else "bars: ours; ") + SPREAD
+    fig.suptitle((f"{title}\n" if title else "") + what, fontsize=9)
     return fig
 
 
@@ -177,11 +186,22 @@ VERDICT_COLOURS = {"supported": "#1b7837", "contradicted": "#b2182b", "inconclus
 
 
 def plot_claims(t: pd.DataFrame, score: str = "rank1", title: str | None = None):
-    """Each claim's deciding difference with its 95% interval, coloured by verdict."""
+    """Each claim's deciding difference with its 95% interval, coloured by verdict. An
+    equivalence claim ("≈") is decided by its margin, not by 0: the ±margin is drawn on its row
+    (a shaded band), and it is supported when the interval lies inside the band."""
+    from fgra_core.analysis.claims import EQUIVALENCE_MARGINS
+
     t = t.iloc[::-1]
     fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(t) + 1.2), constrained_layout=True)
     y = list(range(len(t)))
+    has_margin = False
     for yi, (_, r) in zip(y, t.iterrows()):
+        margin = EQUIVALENCE_MARGINS.get(str(r["id"]))
+        if margin:
+            has_margin = True
+            ax.fill_between([-margin, margin], yi - 0.32, yi + 0.32, color="#1b7837", alpha=0.12, lw=0)
+            ax.plot([-margin, -margin], [yi - 0.32, yi + 0.32], color="#1b7837", lw=1, alpha=0.6)
+            ax.plot([margin, margin], [yi - 0.32, yi + 0.32], color="#1b7837", lw=1, alpha=0.6)
         colour = VERDICT_COLOURS.get(r[f"{score}_verdict"], "#777777")
         ax.plot([r[f"{score}_low"], r[f"{score}_high"]], [yi, yi], "-", color=colour, lw=2.5)
         ax.plot([r[f"{score}_diff"]], [yi], "o", color=colour)
@@ -191,6 +211,10 @@ def plot_claims(t: pd.DataFrame, score: str = "rank1", title: str | None = None)
     ax.set_xlabel(f"difference in {'rank-1' if score == 'rank1' else score} (points)")
     ax.grid(axis="x", alpha=0.3)
     handles = [plt.Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLOURS.items()]
+    if has_margin:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="#1b7837", alpha=0.2, label="equivalence margin (≈ claims)"))
     ax.legend(handles=handles, fontsize=7, loc="lower right")
     if title:
         ax.set_title(title, fontsize=9)

@@ -22,6 +22,8 @@ from fgra_core.analysis.tables import (
 )
 from fgra_core.utils.io import atomic_write_text
 
+STD_NOTE = "mean ± standard deviation over the runs (population form, ddof = 0)"
+
 
 def _num(value, digits: int = 1, signed: bool = False) -> str:
     try:
@@ -62,6 +64,9 @@ def _context(sub: pd.DataFrame) -> str:
     q = pd.to_numeric(sub["queries"], errors="coerce").mean()
     if q and not math.isnan(q):
         head += f", {q:.0f} queries: one query is {100 / q:.1f} points of rank-1"
+    runs = pd.to_numeric(sub["runs"], errors="coerce").max() if "runs" in sub.columns else splits * seeds
+    if runs and not math.isnan(runs) and int(runs) > 1:
+        head += f"; {STD_NOTE}"
     return head
 
 
@@ -114,7 +119,8 @@ def table1_markdown(t1: pd.DataFrame) -> str:
         row["AP"] = r["ap_form"] if r["row"] == "ours" else ""
         row["recipe"] = r["recipe"]
         rows.append(row)
-    return _md(pd.DataFrame(rows)) + "\n" + (f"\n{MARK} {NOT_COMPARABLE}.\n" if marked else "")
+    return (_md(pd.DataFrame(rows)) + "\n" + "\nours: the mean over the runs (splits x seeds).\n"
+            + (f"\n{MARK} {NOT_COMPARABLE}.\n" if marked else ""))
 
 
 def sweep_markdown(t: pd.DataFrame, x: str, label: str) -> str:
@@ -132,7 +138,8 @@ def sweep_markdown(t: pd.DataFrame, x: str, label: str) -> str:
                      "mAP": _with_std(r["mAP"], r["mAP_std"], r.get("runs", r["splits"])),
                      "splits x seeds": f"{int(r['splits'])} x {int(r.get('seeds', 1))}",
                      **({"levelled off": _levelled(r)} if "not_levelled" in t.columns else {})})
-    return _md(pd.DataFrame(rows)) + "\n" + (f"\n{MARK} {NOT_COMPARABLE}.\n" if marked else "")
+    return (_md(pd.DataFrame(rows)) + "\n" + f"\nrank-1 and mAP: {STD_NOTE}.\n"
+            + (f"\n{MARK} {NOT_COMPARABLE}.\n" if marked else ""))
 
 
 def misalignment_markdown(t: pd.DataFrame, variants: tuple[int, int] = (3, 8)) -> str:
@@ -148,7 +155,8 @@ def misalignment_markdown(t: pd.DataFrame, variants: tuple[int, int] = (3, 8)) -
             f"mAP {a}": _num(r[f"mAP_v{a}"]), f"mAP {b}": _num(r[f"mAP_v{b}"]),
             f"Δ mAP ({b} - {a})": _num(r[f"mAP_v{b}_minus_v{a}"], signed=True),
         })
-    return _md(pd.DataFrame(rows)) + "\n"
+    return (_md(pd.DataFrame(rows)) + "\n" + "\nMeans over the runs (seeds x splits); their standard deviations "
+            "(population form, ddof = 0) are in misalignment.csv and drawn as the figure's error bars.\n")
 
 
 def readings_markdown(t: pd.DataFrame) -> str:

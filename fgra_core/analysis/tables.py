@@ -384,11 +384,14 @@ def misalignment_table(df: pd.DataFrame, group: str = "misalignment", variants: 
     agg = _aggregate(rows, ["misalignment", "variant"], ("rank1", "mAP"))
     if agg.empty:
         return pd.DataFrame(columns=["misalignment"])
-    wide = agg.pivot_table(index="misalignment", columns="variant", values=["rank1", "mAP"])
+    wide = agg.pivot_table(index="misalignment", columns="variant", values=["rank1", "mAP", "rank1_std", "mAP_std"])
     out = pd.DataFrame(index=wide.index)
     a, b = variants
     for m in ("rank1", "mAP"):
         for v in variants:
             out[f"{m}_v{v}"] = wide[(m, v)] if (m, v) in wide.columns else math.nan
         out[f"{m}_v{b}_minus_v{a}"] = out[f"{m}_v{b}"] - out[f"{m}_v{a}"]
+    for m in ("rank1", "mAP"):   # the spread over seeds (ddof = 0), for error bars
+        for v in variants:
+            out[f"{m}_v{v}_std"] = wide[(f"{m}_std", v)] if (f"{m}_std", v) in wide.columns else math.nan
     return out.reset_index()

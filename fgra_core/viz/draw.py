@@ -143,6 +143,8 @@ def draw_region_row(data: ResponseData, region: int, current: int | None = None,
         axes = fig.subplots(1, data.num_frames + 1)
     draw_reference(data, region, axes[0])
     lo, hi = _region_range(data, region)
+    weight = "" if data.spatial_weights is None else f", w={float(data.spatial_weights[region]):.2f}"
+    axes[0].set_title(f"region {region}{weight}\nmap {lo:.3f}-{hi:.3f}", fontsize=7)
     for n in range(data.num_frames):
         ax = axes[n + 1]
         ax.imshow(overlay(data.frames[n], data.maps[n, region], alpha, lo, hi))
@@ -165,19 +167,34 @@ def draw_fig5(data: ResponseData, regions: Sequence[int] | None = None, alpha: f
     for r in regions:
         _check_region(data, r)
     H, W = data.frames.shape[1:3]
-    # a fixed grid (no layout engine: it costs seconds with dozens of axes)
-    cell_w, cell_h, title_h, top_h = 0.95, 0.95 * H / W, 0.36, 0.4
-    fig_w = cell_w * (data.num_frames + 1) * 1.08 + 0.1
+    # a fixed grid (no layout engine: it costs seconds with dozens of axes); a colour bar at the right
+    cell_w, cell_h, title_h, top_h, bar_w = 0.95, 0.95 * H / W, 0.36, 0.55, 0.75
+    fig_w = cell_w * (data.num_frames + 1) * 1.08 + 0.1 + bar_w
     fig_h = len(regions) * (cell_h + title_h) + top_h
     fig = _figure((fig_w, fig_h), layout=None)
-    fig.subplots_adjust(left=0.05 / fig_w, right=1 - 0.05 / fig_w, bottom=0.05 / fig_h,
+    right = 1 - (0.05 + bar_w) / fig_w
+    fig.subplots_adjust(left=0.05 / fig_w, right=right, bottom=0.05 / fig_h,
                         top=1 - (top_h + title_h) / fig_h, wspace=0.08, hspace=title_h / cell_h)
     axes = np.atleast_2d(fig.subplots(len(regions), data.num_frames + 1, squeeze=False))
     for row, r in enumerate(regions):
         draw_region_row(data, r, axes=axes[row], alpha=alpha)
-    fig.suptitle(title if title is not None else
-                 f"Response maps of the aligned regions -- {data.name} (variant {data.variant})", fontsize=9)
+    _row_colour_bar(fig, [right + 0.12 / fig_w, 0.05 / fig_h + 0.1, 0.12 / fig_w, 0.6])
+    weights = "" if data.spatial_weights is None else "; w: the region's spatial weight (Eqs. 7-8)"
+    fig.suptitle((title if title is not None else
+                  f"Response maps of the aligned regions -- {data.name} (variant {data.variant})")
+                 + f"\neach row coloured from its own min to max (printed at its left){weights}; "
+                   "s: temporal alignment score", fontsize=8)
     return fig
+
+
+def _row_colour_bar(fig, rect, cmap: str = "jet") -> None:
+    """The colour scale of the response maps: from a row's minimum (0) to its maximum (1)."""
+    import matplotlib
+    from matplotlib.cm import ScalarMappable
+
+    cax = fig.add_axes(rect)
+    bar = fig.colorbar(ScalarMappable(norm=matplotlib.colors.Normalize(0.0, 1.0), cmap=cmap), cax=cax)
+    bar.set_ticks([0.0, 1.0], labels=["row\nmin", "row\nmax"], fontsize=7)
 
 
 def draw_temporal_scores(data: ResponseData, region: int | None = None, current: int | None = None, ax=None):
