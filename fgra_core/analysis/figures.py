@@ -65,11 +65,12 @@ def _errorbar(ax, x, y, err, label, fmt: str | None = None, **kw):
     """A line with ± ``err`` bars (the seeds' standard deviation); a plain line where there is
     no spread (one seed)."""
     err = [0.0 if (e is None or (isinstance(e, float) and math.isnan(e))) else e for e in err]
-    args = (fmt,) if fmt else ()
+    if fmt:
+        kw = {**kw, "fmt": fmt} if any(err) else kw
     if any(err):
-        ax.errorbar(x, y, err, *args, label=label, capsize=3, **kw)
+        ax.errorbar(x, y, yerr=err, label=label, capsize=3, **kw)
     else:
-        ax.plot(x, y, *args, label=label, **kw)
+        ax.plot(x, y, *((fmt,) if fmt else ()), label=label, **kw)
 
 
 def plot_sweep(t: pd.DataFrame, x: str, xlabel: str, title: str | None = None):
