@@ -43,7 +43,7 @@ manifest = None                        # results/<plan>/manifest.json (None: eve
 runs_dir = "results/runs"              # relative paths: under the project folder, wherever this runs
 results_dir = "results/adhoc"          # tables go here
 figures_dir = "figures/adhoc"          # figures go here
-paper_csv = None             # the paper's numbers: None = the copy shipped with fgra_core
+paper_csv = None             # numbers of the paper (None: the copy shipped with fgra_core)
 smoke = False
 
 # %%

@@ -42,7 +42,7 @@ manifest = None                        # results/<plan>/manifest.json (None: eve
 runs_dir = "results/runs"              # relative paths: under the project folder, wherever this runs
 results_dir = "results/adhoc"
 figures_dir = "figures/adhoc"
-paper_csv = None             # the paper's numbers: None = the copy shipped with fgra_core
+paper_csv = None             # numbers of the paper (None: the copy shipped with fgra_core)
 smoke = False
 
 # %%
