@@ -1,0 +1,149 @@
+"""Faults of cached data: a damaged, zeroed, shuffled or non-finite trunk cache is rebuilt with one
+warning line naming the file; a read-only folder holding a valid cache is read without a lock."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fgra_core.data.records import Tracklet, VideoDataset
+from fgra_core.engine import trunk_cache as tc
+from fgra_core.engine.trunk_checks import checksums
+from fgra_core.utils.errors import StorageError, WeightsError
+from fgra_core.utils.warn import CacheWarning
+
+
+class CountingTrunk(nn.Module):
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, 4, 3, stride=4, padding=1)
+        self.frames = 0
+
+    def forward(self, x):
+        self.frames += x.shape[0]
+        return self.conv(x)
+
+
+def _dataset(seed=0):
+    rng = np.random.default_rng(seed)
+    mk = lambda pid, cam, n: Tracklet(rng.integers(0, 255, (n, 16, 8, 3), dtype=np.uint8), pid, cam)  # noqa: E731
+    return VideoDataset("toy", [mk(0, 0, 3), mk(1, 1, 2)], [mk(5, 0, 2)], [mk(5, 1, 4)], 2, {})
+
+
+def _load(ds, trunk, folder):
+    return tc.load_or_build(ds, trunk, 16, 8, cache_dir=folder, load_frames=lambda t: t.frames,
+                            show_progress=False, keep_in_memory=False)
+
+
+def _reload_expecting_one_warning(ds, folder, path, match):
+    trunk = CountingTrunk()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        feats = _load(ds, trunk, folder)
+    ours = [w for w in seen if issubclass(w.category, CacheWarning)]
+    assert len(ours) == 1, [str(w.message) for w in seen]
+    w = ours[0]
+    text = warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+    assert text.count("\n") == 1 and str(path) in text and match in text, text
+    assert trunk.frames == 16                                    # rebuilt, not served
+    return feats
+
+
+def test_a_byte_flipped_inside_the_maps_is_detected_and_rebuilt(tmp_path):
+    ds = _dataset()
+    good = _load(ds, CountingTrunk(), tmp_path)
+    path = next(tmp_path.glob("*.pt"))
+    raw = bytearray(path.read_bytes())
+    data = good.maps.contiguous().view(torch.uint8).numpy().tobytes()
+    at = raw.find(data[:64])
+    assert at > 0 and raw[at:at + len(data)] == data             # the maps lie uncompressed in the file
+    raw[at + len(data) // 2] ^= 0x10                             # one byte, key and index unchanged
+    path.write_bytes(bytes(raw))
+    served = torch.load(path, weights_only=True)
+    assert served["key"] == good.key and not torch.equal(served["maps"], good.maps)   # torch.load alone serves it
+    again = _reload_expecting_one_warning(ds, tmp_path, path, "fails its checksum in rows")
+    assert torch.equal(again.maps, good.maps)
+    assert torch.equal(torch.load(path, weights_only=True)["maps"], good.maps)        # the file is repaired
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "shuffled", "offsets"])
+def test_zeroed_shuffled_or_reindexed_maps_fail_the_checksum(tmp_path, damage):
+    ds = _dataset()
+    good = _load(ds, CountingTrunk(), tmp_path)
+    path = next(tmp_path.glob("*.pt"))
+    blob = torch.load(path, weights_only=True)
+    if damage == "zeroed":
+        blob["maps"] = torch.zeros_like(blob["maps"])
+    elif damage == "shuffled":
+        blob["maps"] = blob["maps"][torch.randperm(blob["maps"].shape[0], generator=torch.Generator().manual_seed(1))]
+    else:
+        blob["offsets"]["gallery"] = blob["offsets"]["gallery"] - 1
+    torch.save(blob, path)
+    match = "row index" if damage == "offsets" else "fails its checksum in rows 0..15"
+    again = _reload_expecting_one_warning(ds, tmp_path, path, match)
+    assert torch.equal(again.maps, good.maps)
+
+
+def test_non_finite_maps_are_a_corrupt_cache_not_a_training_problem(tmp_path):
+    ds = _dataset()
+    good = _load(ds, CountingTrunk(), tmp_path)
+    path = next(tmp_path.glob("*.pt"))
+    blob = torch.load(path, weights_only=True)
+    blob["maps"][3, 0, 0, 0] = float("nan")
+    blob["maps"][4, 1, 0, 0] = float("inf")
+    offsets = {w: blob["offsets"][w].numpy() for w in tc.SETS}
+    lengths = {w: blob["lengths"][w].numpy() for w in tc.SETS}
+    blob["checksums"] = checksums(blob["maps"], offsets, lengths)   # consistent checksums, bad values
+    torch.save(blob, path)
+    again = _reload_expecting_one_warning(ds, tmp_path, path, "holds 2 non-finite values")
+    assert torch.isfinite(again.maps.float()).all() and torch.equal(again.maps, good.maps)
+
+
+def test_a_file_without_checksums_is_rebuilt(tmp_path):
+    ds = _dataset()
+    _load(ds, CountingTrunk(), tmp_path)
+    path = next(tmp_path.glob("*.pt"))
+    blob = torch.load(path, weights_only=True)
+    del blob["checksums"]
+    torch.save(blob, path)
+    _reload_expecting_one_warning(ds, tmp_path, path, "holds no checksums")
+
+
+def test_a_trunk_computing_nan_is_an_error_and_nothing_is_cached(tmp_path):
+    trunk = CountingTrunk()
+    with torch.no_grad():
+        trunk.conv.bias[1] = float("nan")
+    with pytest.raises(WeightsError, match=r"computed \d+ non-finite values .*check model.weights"):
+        _load(_dataset(), trunk, tmp_path)
+    assert list(tmp_path.glob("*.pt")) == []
+
+
+def test_a_read_only_folder_with_a_valid_cache_is_read_without_a_lock(tmp_path, monkeypatch):
+    ds = _dataset()
+    good = _load(ds, CountingTrunk(), tmp_path)
+    for lock in tmp_path.glob("*.lock"):
+        lock.unlink()
+    tmp_path.chmod(0o555)
+    try:
+        def no_lock(path):
+            raise AssertionError(f"a write lock was taken: {path}")
+        monkeypatch.setattr(tc, "_locked", no_lock)
+        trunk = CountingTrunk()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            again = _load(ds, trunk, tmp_path)
+        assert trunk.frames == 0 and torch.equal(again.maps, good.maps)
+        assert list(tmp_path.glob("*.lock")) == []
+    finally:
+        tmp_path.chmod(0o755)
+
+
+def test_a_read_only_folder_without_a_valid_cache_is_one_error(tmp_path, monkeypatch):
+    def read_only(path, *a, **k):
+        raise PermissionError(13, "Read-only file system", str(path))
+    monkeypatch.setattr(tc, "open", read_only, raising=False)
+    with pytest.raises(StorageError, match=rf"trunk feature cache folder {tmp_path} is not writable "
+                                           r"\(Read-only file system\) and holds no valid cache"):
+        _load(_dataset(), CountingTrunk(), tmp_path)
