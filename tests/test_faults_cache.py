@@ -147,3 +147,65 @@ def test_a_read_only_folder_without_a_valid_cache_is_one_error(tmp_path, monkeyp
     with pytest.raises(StorageError, match=rf"trunk feature cache folder {tmp_path} is not writable "
                                            r"\(Read-only file system\) and holds no valid cache"):
         _load(_dataset(), CountingTrunk(), tmp_path)
+
+
+# --------------------------------------------------------------------------- the packed frame cache
+
+
+def _frames(folder, n=4):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    paths = []
+    for f in range(n):
+        p = folder / f"0001C1T0001F{f + 1:03d}.png"
+        Image.fromarray(rng.integers(0, 256, (16, 8, 3), dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    return [Tracklet(frames=tuple(paths), pid=1, camid=0, name="t0")]
+
+
+def test_a_byte_flipped_in_a_packed_frame_is_decoded_again_with_one_warning(tmp_path):
+    from fgra_core.data.frames import read_image
+    from fgra_core.data.packed_frames import PackedFrameCache
+
+    tracks = _frames(tmp_path / "img")
+    cache = PackedFrameCache(tracks, tmp_path / "cache")
+    cache.fill()
+    truth = np.stack([read_image(f) for f in tracks[0].frames])
+    with open(cache.path, "r+b") as fh:                           # frames 1 and 2 damaged on disk
+        for g in (1, 2):
+            at = cache.data_offset + g * cache.frame_bytes + 7
+            fh.seek(at)
+            b = fh.read(1)
+            fh.seek(at)
+            fh.write(bytes([b[0] ^ 0x40]))
+    again = PackedFrameCache(tracks, tmp_path / "cache")
+    out = np.zeros((4, 16, 8, 3), np.uint8)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        again.read_into(out, 0, np.arange(4))
+        again.read_into(out, 0, np.arange(4))                     # checked once per process: no second line
+    ours = [w for w in seen if issubclass(w.category, CacheWarning)]
+    assert len(ours) == 1 and str(cache.path) in str(ours[0].message)
+    assert "fails the checksum of frame 1 of tracklet 0" in str(ours[0].message)
+    assert np.array_equal(out, truth) and again.decoded == 2       # the two damaged frames, decoded again
+    third = PackedFrameCache(tracks, tmp_path / "cache")           # stored again: a clean read now
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        third.read_into(out, 0, np.arange(4))
+    assert third.decoded == 0 and np.array_equal(out, truth)
+
+
+def test_a_packed_cache_of_the_layout_without_checksums_is_replaced(tmp_path):
+    from fgra_core.data.packed_frames import PackedFrameCache
+
+    tracks = _frames(tmp_path / "img")
+    cache = PackedFrameCache(tracks, tmp_path / "cache")
+    cache.fill()
+    raw = bytearray(cache.path.read_bytes())
+    raw[:8] = b"FGRAPCK1"
+    cache.path.write_bytes(bytes(raw))
+    with pytest.warns(CacheWarning, match=r"frame cache file .*packed-.*\.frames is of the layout without checksums"):
+        again = PackedFrameCache(tracks, tmp_path / "cache")
+    assert not again.filled().any()                                # a new, empty file
