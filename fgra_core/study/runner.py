@@ -52,6 +52,7 @@ from fgra_core.study.execute import (
     units_of,
 )
 from fgra_core.study.expand import expand_plan
+from fgra_core.study.folder_checks import check_run_folders
 from fgra_core.study.notebook_params import build_config
 from fgra_core.study.plan import (
     AGGREGATE_DIR,
@@ -129,6 +130,7 @@ class Study:
         # devices, threads and data layouts: once for the whole plan, before the first run
         plan_checks.check_runs(self.runs, project_dir=p, num_threads=num_threads, build_config=build_config,
                                build_dataset=_build_dataset)
+        check_run_folders(self.runs, self.run_dir)   # a finished record counts only in its own run's folder
         self.smoke = smoke
         self.num_threads = num_threads
         # partials of top-level functions: picklable, for the executors that run them in other processes
