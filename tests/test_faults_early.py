@@ -126,3 +126,27 @@ def test_a_checkpoint_with_model_keys_removed_is_one_error_on_resume(tmp_path, d
         assert "optimizer state does not fit this run's optimizer" in msg
     assert msg.endswith("delete it, or set resume: false, to start this run over")
     assert last.read_bytes() == before and not (tmp_path / "run" / "results.json").exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "is empty"),
+    (b"\x80\x81\xfe\xffPK\x03\x04 binary", "is not a UTF-8 text file (byte 0: invalid start byte)"),
+    (b"id,claim,verdict\nT2.1,x,better\n", "has no column(s) dataset, regime, rank1_diff"),
+    (b"id,claim,dataset,regime,rank1_diff,rank1_low,rank1_high,rank1_half_width,rank1_verdict\n"
+     b"T2.1,x,mars,head,big,1,2,0.5,better\n", "column rank1_diff holds 'big' (row 2); expected numbers"),
+])
+def test_the_claims_overview_on_a_bad_claims_csv_is_one_error_line_on_stderr(tmp_path, content, expected):
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "claims.csv").write_bytes(content)
+    out = subprocess.run([sys.executable, "-m", "fgra_core.analysis.claims", str(tmp_path / "study")],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert out.returncode == 2 and out.stdout == "" and len(lines) == 1, (out.stdout, out.stderr)
+    assert lines[0].startswith(f"error: {tmp_path / 'study' / 'claims.csv'}") and expected in lines[0], lines[0]
+
+
+def test_the_claims_overview_of_a_missing_claims_csv_goes_to_stderr(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "fgra_core.analysis.claims", str(tmp_path)],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip() == f"error: {tmp_path / 'claims.csv'} does not exist (run the study's claims aggregate first)"
