@@ -37,3 +37,36 @@ def test_with_sbatch_the_slurm_cluster_is_forced_not_detected(tmp_path, monkeypa
     monkeypatch.setattr(ex.shutil, "which", lambda name: f"/opt/slurm/bin/{name}")
     e = ex.make_executor("slurm", folder=tmp_path, key=str)
     assert e.cluster == "slurm" and e.describe().startswith("Slurm (default partition)")
+
+
+@pytest.mark.parametrize("fault", ["read-only", "file in the way"])
+def test_aggregates_only_with_unwritable_results_is_one_line_before_any_notebook(capsys, tmp_path, monkeypatch, fault):
+    import errno
+    import tempfile
+
+    from fgra_core.utils import io as fio
+
+    results = tmp_path / "results" / "quick"
+    if fault == "read-only":   # as a read-only mount does it (root ignores permission bits)
+        real = tempfile.mkstemp
+
+        def mkstemp(*a, dir=None, **k):
+            if str(dir).startswith(str(results)):
+                raise OSError(errno.EROFS, "Read-only file system", str(dir))
+            return real(*a, dir=dir, **k)
+        results.mkdir(parents=True)
+        monkeypatch.setattr(fio.tempfile, "mkstemp", mkstemp)
+        reason = "Read-only file system"
+    else:
+        results.parent.mkdir(parents=True)
+        results.write_text("not a folder")
+        reason = "Not a directory"
+    executed = []
+    monkeypatch.setattr(st.Study, "aggregate_params", lambda self, name: executed.append(name) or {})
+    rc = st.main(["--plan", "quick", "--project-dir", str(tmp_path), "--no-progress", "--aggregates-only"])
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert rc == 2 and len(errors) == 1 and executed == [], captured.err
+    assert errors[0].startswith(f"error: folder {results} is not writable ({reason}); the aggregate notebooks of "
+                                "plan quick write there")
+    assert "Traceback" not in captured.out + captured.err
