@@ -66,7 +66,7 @@ def test_estimate_without_the_data_root_says_the_statistics_are_published(capsys
     monkeypatch.delenv("FGRA_MARS_MINI_ROOT", raising=False)
     assert st.main(["--plan", "mars-mini", "--estimate"]) == 0
     out = capsys.readouterr().out
-    assert ("note: statistics of mars are the dataset's published ones (MARS info/*.mat: 625 training identities, "
+    assert ("note: statistics of mars are the dataset's published ones (the full MARS info/*.mat files: 625 training identities, "
             "8,298 training tracklets, 12,180 test tracklets, 681,089 test frames), as its data root "
             "../shared/data/mars-mini is not here; give --data-root mars=PATH to estimate from the data itself") in out
 

@@ -55,7 +55,7 @@ class DatasetStats:
 
 DATASET_STATS: dict[str, DatasetStats] = {
     "mars": DatasetStats("mars", MARS_TRACKLETS_PER_ID, test_frames=681_089, test_tracklets=12_180,
-                         source="MARS info/*.mat", train_frames=509_914),
+                         source="the full MARS info/*.mat files", train_frames=509_914),
     "ilidsvid": DatasetStats("ilidsvid", {2: 150}, test_frames=150 * 2 * 73, test_tracklets=300, exact=False,
                              source="published: 300 identities, 2 x 23-192 frames (73 on average)"),
     "prid2011": DatasetStats("prid2011", {2: 89}, test_frames=89 * 2 * 100, test_tracklets=178, exact=False,
