@@ -209,3 +209,48 @@ def test_a_packed_cache_of_the_layout_without_checksums_is_replaced(tmp_path):
     with pytest.warns(CacheWarning, match=r"frame cache file .*packed-.*\.frames is of the layout without checksums"):
         again = PackedFrameCache(tracks, tmp_path / "cache")
     assert not again.filled().any()                                # a new, empty file
+
+
+# --------------------------------------------------------------------------- the per-tracklet frame cache
+
+
+def test_a_byte_flipped_in_the_per_tracklet_frame_cache_is_decoded_again_with_one_warning(tmp_path):
+    from fgra_core.data.frames import FrameCache, read_image
+
+    tracks = _frames(tmp_path / "img")
+    truth = np.stack([read_image(f) for f in tracks[0].frames])
+    FrameCache(cache_dir=tmp_path / "cache").get(tracks[0])                # decoded and stored
+    path = next((tmp_path / "cache").glob("*.frames"))
+    raw = bytearray(path.read_bytes())
+    frame_bytes = 16 * 8 * 3
+    data_at = len(raw) - 4 * frame_bytes
+    for i in (1, 3):
+        raw[data_at + i * frame_bytes + 5] ^= 0x20
+    path.write_bytes(bytes(raw))
+    cache = FrameCache(cache_dir=tmp_path / "cache")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        got = cache.get(tracks[0])
+        again = cache.get(tracks[0])
+    ours = [w for w in seen if issubclass(w.category, CacheWarning)]
+    assert len(ours) == 1 and f"frame cache file {path} fails the checksum of frame 1" in str(ours[0].message)
+    assert np.array_equal(got, truth) and np.array_equal(again, truth) and cache.decoded == 2
+    fresh = FrameCache(cache_dir=tmp_path / "cache")                       # stored again: clean now
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(fresh.get(tracks[0]), truth) and fresh.decoded == 0
+
+
+def test_a_per_tracklet_frame_cache_without_checksums_is_replaced(tmp_path):
+    from fgra_core.data.frames import FrameCache, read_image
+
+    tracks = _frames(tmp_path / "img")
+    FrameCache(cache_dir=tmp_path / "cache").get(tracks[0])
+    path = next((tmp_path / "cache").glob("*.frames"))
+    raw = bytearray(path.read_bytes())
+    raw[:8] = b"FGRAFRM1"
+    path.write_bytes(bytes(raw))
+    cache = FrameCache(cache_dir=tmp_path / "cache")
+    with pytest.warns(CacheWarning, match=rf"frame cache file {path} is of the layout without checksums"):
+        got = cache.get(tracks[0])
+    assert np.array_equal(got, np.stack([read_image(f) for f in tracks[0].frames])) and cache.decoded == 4

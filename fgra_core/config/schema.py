@@ -357,11 +357,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     need(d.split_id >= 0, f"data.split_id must be >= 0, got {d.split_id}")
     need(0.0 <= d.random_erasing <= 1.0, f"data.random_erasing is a probability, got {d.random_erasing}")
     need(0.0 <= d.flip <= 1.0, f"data.flip is a probability, got {d.flip}")
-    need(d.dataset != "synthetic" or (d.split_id == 0 and d.split_file is None),
-         f"data.split_id={d.split_id}" + (f", data.split_file={d.split_file}" if d.split_file is not None else "")
-         + ": the synthetic set has one split (its identities are drawn from data.synthetic.seed, not from a "
-         "split), so several splits would be the same run; expected data.split_id 0 and no data.split_file -- "
-         "vary data.synthetic.seed for other draws")
+    need(d.dataset != "synthetic" or d.split_id == 0,
+         f"data.split_id={d.split_id}: the synthetic set has one split (its identities are drawn from "
+         "data.synthetic.seed, not from a split), so several splits would be the same run; expected "
+         "data.split_id 0 -- vary data.synthetic.seed for other draws")
     need(d.dataset == "synthetic" or d.root is not None,
          f"data.root is required for dataset {d.dataset!r} (the folder holding its official layout)")
     s = d.synthetic

@@ -58,7 +58,7 @@ def cache_footprint(lengths: Sequence[int], height: int, width: int, layout: str
     ``packed``: :class:`PackedFrameCache` (header page, a flag byte and a CRC-32 per frame, page-aligned
     frames);
     ``per-tracklet``: :class:`~fgra_core.data.frames.FrameCache` with a ``cache_dir`` (one file per
-    tracklet: 64-byte header, a flag byte per frame, frames).
+    tracklet: 64-byte header, a flag byte and a CRC-32 per frame, frames).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     frames = int(lengths.sum())
@@ -66,7 +66,7 @@ def cache_footprint(lengths: Sequence[int], height: int, width: int, layout: str
     if layout == "packed":
         return _data_offset(frames) + frames * frame_bytes
     if layout == "per-tracklet":
-        return int(len(lengths) * _TRACKLET_HEADER + frames + frames * frame_bytes)
+        return int(len(lengths) * _TRACKLET_HEADER + frames * (1 + _CRC) + frames * frame_bytes)
     raise ValueError(f"cache layout must be 'packed' or 'per-tracklet', got {layout!r}")
 
 
