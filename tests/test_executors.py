@@ -75,8 +75,9 @@ def test_one_run_per_gpu_each_in_its_own_process(monkeypatch):
 # --------------------------------------------------------------------------- Slurm via submitit
 
 
-def test_slurm_options_become_submitit_parameters():
+def test_slurm_options_become_submitit_parameters(monkeypatch):
     pytest.importorskip("submitit")
+    monkeypatch.setattr(ex.shutil, "which", lambda name: f"/usr/bin/{name}")   # a machine with Slurm
     e = ex.make_executor("slurm", slurm={"partition": "gpu", "time": "2-00:00:00", "gpus_per_run": 4,
                                          "max_parallel": 16, "account": "re-id"}, folder="/tmp/unused", key=str)
     assert e.key is str and e.options.max_parallel == 16 and e.options.gpus_per_run == 4

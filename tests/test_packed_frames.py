@@ -27,12 +27,12 @@ def make_tracklets(folder, lengths=(3, 5, 2), h=16, w=8, fmt="jpg", seed=0):
 
 
 def test_cache_footprint_by_hand():
-    # 5 frames of 4 x 2 x 3 = 24 bytes; packed: header page + 5 flag bytes -> 8,192 bytes, then 120
+    # 5 frames of 4 x 2 x 3 = 24 bytes; packed: header page + 5 flag bytes + 5 CRC-32s -> 8,192 bytes, then 120
     assert cache_footprint([2, 3], 4, 2) == 8192 + 120
-    # per-tracklet files: 64-byte header + 1 flag byte per frame + frames
-    assert cache_footprint([2, 3], 4, 2, layout="per-tracklet") == 2 * 64 + 5 + 120
-    # MARS train (509,914 frames) at 256 x 128: 50.1 GB of frames plus one flag byte each
-    assert cache_footprint([509_914], 256, 128) == 4096 * 126 + 509_914 * 98_304  # ceil(514,010 / 4,096) pages
+    # per-tracklet files: 64-byte header + 1 flag byte and a 4-byte CRC-32 per frame + frames
+    assert cache_footprint([2, 3], 4, 2, layout="per-tracklet") == 2 * 64 + 5 * 5 + 120
+    # MARS train (509,914 frames) at 256 x 128: 50.1 GB of frames plus one flag byte and one CRC-32 each
+    assert cache_footprint([509_914], 256, 128) == 4096 * 624 + 509_914 * 98_304  # ceil(2,553,666 / 4,096) pages
     with pytest.raises(ValueError, match="cache layout must be 'packed' or 'per-tracklet', got 'flat'"):
         cache_footprint([1], 2, 2, layout="flat")
 

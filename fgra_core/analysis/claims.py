@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,8 +276,45 @@ def overview(tables_by_study: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+OVERVIEW_COLUMNS = ("id", "claim", "dataset", "regime", "rank1_diff", "rank1_low", "rank1_high", "rank1_half_width",
+                    "rank1_verdict")
+
+
+def read_claims_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """A study's ``claims.csv`` as the overview reads it; anything else is one :class:`ClaimsError` naming the file."""
+    path = Path(path)
+    expected = f"expected the claims table the study's claims aggregate writes (columns {', '.join(OVERVIEW_COLUMNS)})"
+    if not path.is_file():
+        raise ClaimsError(f"{path} does not exist (run the study's claims aggregate first)")
+    try:
+        t = pd.read_csv(path, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ClaimsError(f"{path} is not a UTF-8 text file (byte {exc.start}: {exc.reason}); {expected}") from None
+    except pd.errors.EmptyDataError:
+        raise ClaimsError(f"{path} is empty; {expected}") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise ClaimsError(f"{path} is not a readable CSV file ({' '.join(str(exc).split())}); {expected}") from None
+    missing = [c for c in OVERVIEW_COLUMNS if c not in t.columns]
+    if missing:
+        raise ClaimsError(f"{path} has no column(s) {', '.join(missing)}; {expected}")
+    for c in ("rank1_diff", "rank1_low", "rank1_high", "rank1_half_width"):
+        values = pd.to_numeric(t[c].replace("", float("nan")), errors="coerce")
+        bad = t[c][values.isna() & (t[c] != "")]
+        if len(bad):
+            raise ClaimsError(f"{path}: column {c} holds {bad.iloc[0]!r} (row {int(bad.index[0]) + 2}); expected numbers")
+        t[c] = values
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fgra_core.analysis.claims results/quick results/mars-mini [--out results/claims_overview.md]``"""
+    """``python -m fgra_core.analysis.claims results/quick results/mars-mini [--out results/claims_overview.md]``;
+    a bad ``claims.csv`` is one ``error:`` line on stderr and exit status 2."""
+    from fgra_core.utils.cli import run_cli
+
+    return run_cli(lambda: _main(argv), interrupted="interrupted")
+
+
+def _main(argv: list[str] | None) -> int:
     import argparse
 
     from fgra_core.utils.io import atomic_write_text
@@ -286,13 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", nargs="+", help="results folders of studies (each holding claims.csv)")
     parser.add_argument("--out", default=None, help="write the Markdown table here (default: print it)")
     args = parser.parse_args(argv)
-    found = {}
-    for folder in args.results:
-        path = Path(folder) / "claims.csv"
-        if not path.is_file():
-            print(f"error: {path} does not exist (run the study's claims aggregate first)")
-            return 2
-        found[Path(folder).name] = pd.read_csv(path, keep_default_na=False)
+    found = {Path(folder).name: read_claims_csv(Path(folder) / "claims.csv") for folder in args.results}
     md = overview(found).to_markdown(index=False, disable_numparse=True) + "\n"
     if args.out:
         atomic_write_text(args.out, md)

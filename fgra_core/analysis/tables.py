@@ -17,6 +17,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from fgra_core.engine.run_ids import recorded_run_id
+
 METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP")
 LABELS = {"rank1": "rank-1", "rank5": "rank-5", "rank10": "rank-10", "rank20": "rank-20", "mAP": "mAP"}
 DATASET_NAMES = {"mars": "MARS", "ilidsvid": "iLIDS-VID", "prid2011": "PRID-2011", "synthetic": "synthetic"}
@@ -129,9 +131,11 @@ def _row(result: dict, run_id: str) -> dict:
 
 def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per finished run under ``runs_dir``. With a manifest, only that study's runs, with
-    a ``groups`` column (the plan's groups each run belongs to). What was not read is not
-    silent: ``df.attrs`` holds ``runs_dir``, ``runs_dir_exists`` and ``unreadable`` (the records
-    that could not be parsed), and :func:`collection_note` says it in one line."""
+    a ``groups`` column (the plan's groups each run belongs to). A record counts once, in its own
+    run's folder: a folder whose record's stored config gives another run id (a copy), or that
+    links to a file already counted, adds no row. What was not read is not silent: ``df.attrs``
+    holds ``runs_dir``, ``runs_dir_exists`` and ``unreadable`` (the records that could not be
+    parsed), and :func:`collection_note` says it in one line."""
     if manifest is not None and not isinstance(manifest, dict):
         manifest = load_manifest(manifest)
     membership = None
@@ -139,9 +143,13 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
         membership = {r["run_id"]: list(r.get("groups", [])) for r in manifest.get("runs", [])}
     rows = []
     unreadable: list[str] = []
+    seen: set[Path] = set()
     for path in sorted(Path(runs_dir).glob("*/results.json")):
         run_id = path.parent.name
         if membership is not None and run_id not in membership:
+            continue
+        real = path.resolve()
+        if real in seen:        # a folder linked to another one: one record, counted once
             continue
         try:
             result = json.loads(path.read_text())
@@ -153,6 +161,10 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
             continue
         if result.get("status") != "finished":
             continue
+        recorded = recorded_run_id(result)
+        if recorded is not None and recorded != run_id:   # another run's record: it counts in its own folder only
+            continue
+        seen.add(real)
         row = _row(result, run_id)
         row["groups"] = membership.get(run_id, []) if membership is not None else []
         rows.append(row)

@@ -22,6 +22,10 @@ from fgra_core.config import yaml_strict
 from fgra_core.config.checks import check_values
 from fgra_core.utils.errors import ConfigError
 
+REPORTED_RANKS = (1, 5, 10, 20)   # the CMC ranks every run reports (fgra_core.eval.rank's default)
+MAX_LR = 1e30                     # above: the optimiser's float32 step overflows (the divergence stop
+                                  # catches what a large but representable rate does)
+
 DATASETS = ("synthetic", "mars", "ilidsvid", "prid2011")
 BACKBONES = ("resnet50", "resnet18", "mobilenet_v2")
 
@@ -246,6 +250,9 @@ def load_config(source: str | Path | dict | RunConfig | None = None, overrides: 
             raise ConfigError(f"config file {path} does not exist (expected a YAML file of run settings)")
         try:
             data = yaml_strict.safe_load(path.read_text()) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not a UTF-8 text file (byte {exc.start}: {exc.reason}); "
+                              "expected a YAML file of run settings") from None
         except yaml_strict.DuplicateKeyError as exc:
             raise ConfigError(f"config file {path}: {exc}") from None
         except yaml.YAMLError as exc:
@@ -350,6 +357,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     need(d.split_id >= 0, f"data.split_id must be >= 0, got {d.split_id}")
     need(0.0 <= d.random_erasing <= 1.0, f"data.random_erasing is a probability, got {d.random_erasing}")
     need(0.0 <= d.flip <= 1.0, f"data.flip is a probability, got {d.flip}")
+    need(d.dataset != "synthetic" or d.split_id == 0,
+         f"data.split_id={d.split_id}: the synthetic set has one split (its identities are drawn from "
+         "data.synthetic.seed, not from a split), so several splits would be the same run; expected "
+         "data.split_id 0 -- vary data.synthetic.seed for other draws")
     need(d.dataset == "synthetic" or d.root is not None,
          f"data.root is required for dataset {d.dataset!r} (the folder holding its official layout)")
     s = d.synthetic
@@ -375,6 +386,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     need(t.eval_every >= 0, f"train.eval_every must be >= 0, got {t.eval_every}")
 
     need(o.lr > 0 and o.center_lr > 0, "optim.lr and optim.center_lr must be positive")
+    for name, lr in (("optim.lr", o.lr), ("optim.center_lr", o.center_lr)):
+        need(lr <= MAX_LR, f"{name}={lr:g} overflows the optimiser's float32 step (Adam scales it by up to "
+                           f"1/(1-beta1) = 10 and more over its first steps; float32 ends at 3.4e+38); "
+                           f"expected a learning rate of at most {MAX_LR:g}")
     need(o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}")
     need(o.step_size >= 1 and 0 < o.gamma <= 1, "optim.step_size must be >= 1 and optim.gamma in (0, 1]")
     need(lo.triplet_margin >= 0 and lo.reg_weight >= 0, "loss.triplet_margin and loss.reg_weight must be >= 0")
@@ -382,7 +397,9 @@ def validate(cfg: RunConfig) -> RunConfig:
 
     need(e.stride is None or e.stride >= 1, f"eval.stride must be >= 1, got {e.stride}")
     need(e.frame_budget >= 1, f"eval.frame_budget must be >= 1, got {e.frame_budget}")
-    need(e.max_rank >= 1, f"eval.max_rank must be >= 1, got {e.max_rank}")
+    need(e.max_rank >= max(REPORTED_RANKS), f"eval.max_rank={e.max_rank} is below the ranks every run reports "
+                                             f"({', '.join(f'rank-{r}' for r in REPORTED_RANKS)}); expected "
+                                             f"eval.max_rank >= {max(REPORTED_RANKS)}")
     need(e.protocol != "official" or d.dataset == "mars", "eval.protocol 'official' is the MARS evaluation kit's protocol; use it with data.dataset 'mars'")
     return cfg
 

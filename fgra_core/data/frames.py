@@ -16,12 +16,14 @@ import os
 import re
 import threading
 import warnings
+import zlib
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from fgra_core.utils.errors import DatasetError
+from fgra_core.utils.warn import CacheWarning, warn_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_FRAME_PIXELS = 16_000_000  # a person crop is far smaller; a larger size is a corrupt header
@@ -157,8 +159,22 @@ def to_rgb8(img, path: str):
 
 # --------------------------------------------------------------------------- cache
 
-_MAGIC = b"FGRAFRM1"
+_MAGIC = b"FGRAFRM2"
+_OLD_MAGIC = b"FGRAFRM1"  # the layout without checksums: replaced when met
 _HEADER = 64  # bytes: magic + (T, H, W) as int64 + padding
+_CRC = 4  # bytes of the CRC-32 of one frame (after the flag bytes)
+
+
+def _crc(frame: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(frame, dtype=np.uint8)).cast("B"))
+
+
+def _magic(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8)
+    except OSError:
+        return b""
 
 
 def _tracklet_key(frames: Sequence[str], size: tuple[int, int] | None) -> str:
@@ -192,8 +208,10 @@ class FrameCache:
     ``cache_dir=None`` keeps frames in a dict of this process (each DataLoader worker has its
     own). With ``cache_dir`` every tracklet is one memmap file ``<sha1>.frames`` (the sha1 of its frame paths
     with each file's size and modification time, so a replaced image is decoded again) holding a
-    header, one "decoded" flag byte per frame and the frames ``[T, H, W, 3]``; workers and later
-    runs share it. Frames of a tracklet are stored at the size of its first frame (or at
+    header, one "decoded" flag byte per frame, one CRC-32 per frame and the frames ``[T, H, W, 3]``;
+    workers and later runs share it. A stored frame is checked against its CRC-32 the first time a
+    process reads it; one that fails is decoded again from its image (one warning line per process
+    naming the cache file), and a file of the layout without checksums is replaced. Frames of a tracklet are stored at the size of its first frame (or at
     ``size=(H, W)`` when given, which also shrinks the cache).
 
     ``max_bytes`` bounds the in-memory cache (least recently used tracklets are dropped first;
@@ -218,6 +236,8 @@ class FrameCache:
         self._mem: dict[str, _MemEntry] = {}
         self._maps: dict[str, np.memmap] = {}
         self._keys: dict[tuple, str] = {}
+        self._verified: dict[str, np.ndarray] = {}   # per process: frames whose CRC this process checked
+        self._warned = False
         if self.cache_dir is not None:
             try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -229,6 +249,7 @@ class FrameCache:
         state = self.__dict__.copy()
         state["_maps"] = {}
         state["_keys"] = {}
+        state["_verified"] = {}
         return state
 
     def __len__(self) -> int:
@@ -251,13 +272,35 @@ class FrameCache:
             key = self._keys[frames] = _tracklet_key(frames, self.size)
         if self.cache_dir is None:
             data, filled = self._mem_entry(key, frames)
+            crcs = None
         else:
-            data, filled = self._map_entry(key, frames)
+            data, filled, crcs = self._map_entry(key, frames)
         missing = np.unique(idx[~filled[idx]]) if idx.size else idx
         for i in missing:
-            data[i] = self._decode(frames[i], data.shape[1:3])
-            filled[i] = True  # flag after data: a reader that sees the flag sees the frame
+            frame = self._decode(frames[i], data.shape[1:3])
+            data[i] = frame
+            if crcs is not None:
+                crcs[i] = _crc(frame)
+                self._verified[key][i] = True
+            filled[i] = True  # flag after data and CRC: a reader that sees the flag sees both
+        if crcs is not None:
+            self._check(key, frames, idx, data, crcs)
         return np.array(data[idx])
+
+    def _check(self, key: str, frames, idx: np.ndarray, data, crcs) -> None:
+        """Frames of ``idx`` stored earlier (by any process) checked once per process against their CRC-32."""
+        seen = self._verified[key]
+        for i in np.unique(idx[~seen[idx]]).tolist() if idx.size else []:
+            if _crc(data[i]) != int(crcs[i]):
+                if not self._warned:
+                    self._warned = True
+                    warn_line(f"frame cache file {self.cache_dir / (key + '.frames')} fails the checksum of frame {i} "
+                              f"({frames[i]}); decoding the damaged frames again", CacheWarning,
+                              where="fgra_core.data.frames")
+                frame = self._decode(frames[i], data.shape[1:3])
+                data[i] = frame
+                crcs[i] = _crc(frame)
+            seen[i] = True
 
     # ---------------------------------------------------------------- internals
     def _decode(self, path: str, size) -> np.ndarray:
@@ -289,6 +332,10 @@ class FrameCache:
         mm = self._maps.pop(key, None)
         if mm is None:
             path = self.cache_dir / f"{key}.frames"
+            if path.exists() and _magic(path) == _OLD_MAGIC:
+                warn_line(f"frame cache file {path} is of the layout without checksums ({_OLD_MAGIC.decode()}); "
+                          "replacing it", CacheWarning, where="fgra_core.data.frames")
+                self._create_map(path, frames)
             if not path.exists():
                 self._create_map(path, frames)
             mm = self._open_map(path, t)
@@ -296,10 +343,13 @@ class FrameCache:
             while len(self._maps) >= self.MAX_OPEN_MAPS:
                 del self._maps[next(iter(self._maps))]
         self._maps[key] = mm  # most recently used last
+        if key not in self._verified:
+            self._verified[key] = np.zeros(t, dtype=bool)
         h, w = self._read_hw(mm)
         filled = mm[_HEADER:_HEADER + t].view(np.bool_)
-        data = mm[_HEADER + t:].reshape(t, h, w, 3)
-        return data, filled
+        crcs = mm[_HEADER + t:_HEADER + t * (1 + _CRC)].view("<u4")
+        data = mm[_HEADER + t * (1 + _CRC):].reshape(t, h, w, 3)
+        return data, filled, crcs
 
     def _read_hw(self, mm) -> tuple[int, int]:
         t, h, w = np.frombuffer(bytes(mm[8:32]), dtype="<i8")
@@ -309,13 +359,15 @@ class FrameCache:
         first, (h, w) = self._first_shape(frames)
         t = len(frames)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        total = _HEADER + t + t * h * w * 3
+        data_at = _HEADER + t * (1 + _CRC)
+        total = data_at + t * h * w * 3
         with open(tmp, "wb") as fh:
             fh.truncate(total)
         mm = np.memmap(tmp, dtype=np.uint8, mode="r+", shape=(total,))
         mm[:8] = np.frombuffer(_MAGIC, np.uint8)
         mm[8:32] = np.frombuffer(np.array([t, h, w], "<i8").tobytes(), np.uint8)
-        mm[_HEADER + t:_HEADER + t + h * w * 3] = first.reshape(-1)
+        mm[data_at:data_at + h * w * 3] = first.reshape(-1)
+        mm[_HEADER + t:_HEADER + t + _CRC] = np.frombuffer(np.array([_crc(first)], "<u4").tobytes(), np.uint8)
         mm[_HEADER] = 1
         mm.flush()
         del mm
@@ -329,6 +381,6 @@ class FrameCache:
         if bytes(mm[:8]) != _MAGIC or int(np.frombuffer(bytes(mm[8:16]), "<i8")[0]) != t:
             raise DatasetError(f"frame cache file {path} is not a frame cache for this tracklet; delete it to rebuild")
         h, w = self._read_hw(mm)
-        if mm.size != _HEADER + t + t * h * w * 3:
+        if mm.size != _HEADER + t * (1 + _CRC) + t * h * w * 3:
             raise DatasetError(f"frame cache file {path} is truncated; delete it to rebuild")
         return mm

@@ -3,7 +3,8 @@
 :class:`PackedFrameCache` is the layout of the frame cache that the device-augmentation loader
 reads: under ``cache_dir``, one file ``packed-<sha1>.frames`` per list of path-based
 tracklets, made of a 4 KiB header (magic, frame count, H, W), one "decoded" flag byte per
-frame and then every frame, uint8 ``[F, H, W, 3]``, tracklet after tracklet in frame order. All
+frame, one CRC-32 per frame (little-endian ``uint32``, written before the flag) and then every
+frame, uint8 ``[F, H, W, 3]``, tracklet after tracklet in frame order. All
 frames share one size (the first frame's, or ``size=(H, W)``; a frame of another size is
 resized when decoded). The file is created sparse; a frame is decoded at most once, by
 whichever process needs it first (loader workers share the file), or ahead of training by
@@ -12,6 +13,11 @@ whichever process needs it first (loader workers share the file), or ahead of tr
 a CUDA device). Once warm, reading a clip is one ``preadv`` per run of consecutive frames,
 straight into the caller's uint8 batch: no per-frame Python object.
 
+Verified, not trusted: the first time a process reads a decoded frame its CRC-32 is checked; a
+frame that fails it is decoded again from its image file (and stored again), with one warning
+line per process naming the cache file. A file of the earlier layout (``FGRAPCK1``, no
+checksums) is replaced by a new one, with one warning line.
+
 :func:`cache_footprint` gives the bytes of either cache layout for given tracklet lengths.
 """
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -26,8 +33,11 @@ import numpy as np
 
 from fgra_core.data.frames import read_image
 from fgra_core.utils.errors import DatasetError
+from fgra_core.utils.warn import CacheWarning, warn_line
 
-_MAGIC = b"FGRAPCK1"
+_MAGIC = b"FGRAPCK2"
+_OLD_MAGIC = b"FGRAPCK1"  # the layout without checksums: replaced
+_CRC = 4  # bytes of the CRC-32 of one frame
 _PAGE = 4096
 _OPEN_LOCK = threading.Lock()
 _HEADER = _PAGE  # magic + (F, H, W) as int64, padded to one page
@@ -35,15 +45,20 @@ _TRACKLET_HEADER = 64  # the per-tracklet FrameCache file header (fgra_core.data
 
 
 def _data_offset(num_frames: int) -> int:
-    return -(-(_HEADER + num_frames) // _PAGE) * _PAGE
+    return -(-(_HEADER + num_frames * (1 + _CRC)) // _PAGE) * _PAGE
+
+
+def _crc(frame: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(frame, dtype=np.uint8)).cast("B"))
 
 
 def cache_footprint(lengths: Sequence[int], height: int, width: int, layout: str = "packed") -> int:
     """Bytes on disk of a fully decoded cache of tracklets of ``lengths`` frames at ``height x width``.
 
-    ``packed``: :class:`PackedFrameCache` (header page, a flag byte per frame, page-aligned frames);
+    ``packed``: :class:`PackedFrameCache` (header page, a flag byte and a CRC-32 per frame, page-aligned
+    frames);
     ``per-tracklet``: :class:`~fgra_core.data.frames.FrameCache` with a ``cache_dir`` (one file per
-    tracklet: 64-byte header, a flag byte per frame, frames).
+    tracklet: 64-byte header, a flag byte and a CRC-32 per frame, frames).
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     frames = int(lengths.sum())
@@ -51,7 +66,7 @@ def cache_footprint(lengths: Sequence[int], height: int, width: int, layout: str
     if layout == "packed":
         return _data_offset(frames) + frames * frame_bytes
     if layout == "per-tracklet":
-        return int(len(lengths) * _TRACKLET_HEADER + frames + frames * frame_bytes)
+        return int(len(lengths) * _TRACKLET_HEADER + frames * (1 + _CRC) + frames * frame_bytes)
     raise ValueError(f"cache layout must be 'packed' or 'per-tracklet', got {layout!r}")
 
 
@@ -84,11 +99,18 @@ class PackedFrameCache:
         self._fd: int | None = None
         self._pid: int | None = None
         self._flags: np.memmap | None = None
+        self._crcs: np.memmap | None = None
+        self._verified: np.ndarray | None = None  # per process: frames whose CRC this process checked
+        self._warned = False
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatasetError(f"frame cache folder {self.cache_dir} cannot be created ({exc})") from exc
         if not self.path.exists():
+            self._create(size)
+        elif self._magic() == _OLD_MAGIC:
+            warn_line(f"frame cache file {self.path} is of the layout without checksums ({_OLD_MAGIC.decode()}); "
+                      "replacing it", CacheWarning, where="fgra_core.data.packed_frames")
             self._create(size)
         self.height, self.width = self._read_header()
         self.frame_bytes = self.height * self.width * 3
@@ -111,6 +133,13 @@ class PackedFrameCache:
         except OSError as exc:
             raise DatasetError(f"frame cache file {self.path} cannot be created ({exc.strerror or exc}); "
                                f"it needs {total / 2**30:.1f} GiB once full") from exc
+
+    def _magic(self) -> bytes:
+        try:
+            with open(self.path, "rb") as fh:
+                return fh.read(8)
+        except OSError:
+            return b""
 
     def _read_header(self) -> tuple[int, int]:
         try:
@@ -141,12 +170,15 @@ class PackedFrameCache:
                 raise DatasetError(f"frame cache file {self.path} cannot be opened ({exc.strerror or exc}); "
                                    "delete it to rebuild") from exc
             self._flags = np.memmap(self.path, np.uint8, mode="r+", offset=_HEADER, shape=(self.num_frames,))
+            self._crcs = np.memmap(self.path, "<u4", mode="r+", offset=_HEADER + self.num_frames,
+                                   shape=(self.num_frames,))
+            self._verified = np.zeros(self.num_frames, dtype=bool)
             self._pid = os.getpid()
         return self._fd
 
     def __getstate__(self):  # worker processes open their own descriptor and map
         state = self.__dict__.copy()
-        state.update(_fd=None, _pid=None, _flags=None)
+        state.update(_fd=None, _pid=None, _flags=None, _crcs=None, _verified=None)
         return state
 
     def __del__(self):
@@ -197,7 +229,21 @@ class PackedFrameCache:
             got = os.preadv(fd, [memoryview(out[k:e]).cast("B")], self.data_offset + int(gid[k]) * fb)
             if got != want:
                 raise DatasetError(f"frame cache file {self.path} is truncated; delete it to rebuild")
+            for j in range(k, e):
+                if not self._verified[gid[j]]:
+                    self._verify(out, j, tracklet, int(idx[j]), int(gid[j]))
             k = e
+
+    def _verify(self, out: np.ndarray, j: int, tracklet: int, i: int, gid: int) -> None:
+        """Check frame ``out[j]`` (global id ``gid``) against its CRC-32; decode it again if it fails."""
+        if _crc(out[j]) != int(self._crcs[gid]):
+            if not self._warned:
+                self._warned = True
+                warn_line(f"frame cache file {self.path} fails the checksum of frame {i} of tracklet {tracklet} "
+                          f"({self.frames[tracklet][i]}); decoding the damaged frames again",
+                          CacheWarning, where="fgra_core.data.packed_frames")
+            out[j] = self._decode_store(tracklet, i)
+        self._verified[gid] = True
 
     def _decode_store(self, tracklet: int, i: int) -> np.ndarray:
         frame = read_image(self.frames[tracklet][i], size=(self.height, self.width))
@@ -207,13 +253,16 @@ class PackedFrameCache:
 
     def _store(self, gid: int, frame: np.ndarray) -> None:
         fd = self._open()
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
         try:
-            os.pwrite(fd, np.ascontiguousarray(frame, dtype=np.uint8).data, self.data_offset + gid * self.frame_bytes)
+            os.pwrite(fd, frame.data, self.data_offset + gid * self.frame_bytes)
+            self._crcs[gid] = _crc(frame)
         except OSError as exc:
             full = (self.data_offset + self.num_frames * self.frame_bytes) / 2**30
             raise DatasetError(f"frame cache file {self.path} cannot be written ({exc.strerror or exc}); "
                                f"it needs {full:.1f} GiB once full") from exc
-        self._flags[gid] = 1  # flag after data: a reader that sees the flag sees the frame
+        self._flags[gid] = 1  # flag after data and CRC: a reader that sees the flag sees both
+        self._verified[gid] = True
 
     # ------------------------------------------------------------------ cold pass
     def _locate(self, gids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -82,6 +82,29 @@ def check_checkpoint(state: Any, path: str | Path, require: tuple[str, ...] = RE
                     f"with {', '.join(require)}) -- delete it, or set resume: false, to start this run over")
 
 
+def restore(target, state: Any, path: str | Path, part: str) -> None:
+    """``target.load_state_dict(state)`` (a model, optimiser, scheduler, scaler or loss) from checkpoint
+    ``path``; a state that does not fit (missing or unexpected keys, other shapes) is one ``FGRAError``
+    naming the file, the part and the first keys at fault."""
+    target = _unwrap(target)
+    detail = ""
+    if part == "model" and isinstance(state, dict):
+        want, have = set(target.state_dict()), set(state)
+        missing, unexpected = sorted(want - have), sorted(have - want)
+        if missing or unexpected:
+            detail = "; ".join(x for x in (
+                f"{len(missing)} missing keys (e.g. {missing[:3]})" if missing else "",
+                f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})" if unexpected else "") if x)
+    if not detail:
+        try:
+            target.load_state_dict(state)
+            return
+        except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, ValueError or KeyError
+            detail = " ".join(str(exc).split())[:300]
+    raise FGRAError(f"checkpoint {path}: its {part} state does not fit this run's {part} ({detail}); expected a "
+                    "checkpoint written by this run -- delete it, or set resume: false, to start this run over")
+
+
 def find_last(ckpt_dir: str | Path) -> Path | None:
     path = Path(ckpt_dir) / LAST
     return path if path.is_file() else None

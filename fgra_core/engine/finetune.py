@@ -173,13 +173,13 @@ def _train(cfg: RunConfig, device, dinfo: DistInfo, show_progress, stop_after_ep
     if last is not None:
         state = ckpt_lib.load_checkpoint(last, map_location=device)
         run_record.check_resume(state, cfg, last, split)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        ckpt_lib.restore(model, state["model"], last, "model")
+        ckpt_lib.restore(optimizer, state["optimizer"], last, "optimizer")
+        ckpt_lib.restore(scheduler, state["scheduler"], last, "scheduler")
         if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+            ckpt_lib.restore(scaler, state["scaler"], last, "scaler")
         if state.get("extra", {}).get("criterion"):
-            criterion.load_state_dict(state["extra"]["criterion"])
+            ckpt_lib.restore(criterion, state["extra"]["criterion"], last, "criterion")
         ckpt_lib.set_rng_state(state["rng"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
     loader = build_train_loader_for(cfg, data, dinfo, device)

@@ -4,7 +4,8 @@ In the frozen-trunk ("head") regime the trunk never changes, so the feature map 
 computed once, for each augmentation view the regime uses -- the frame itself and its horizontal
 mirror for training tracklets, the frame itself for test tracklets -- and stored in one file:
 
-``<cache_dir>/<key[:20]>.pt`` = ``{"format", "key", "maps" float16 [F, C, h, w], "offsets", "lengths", "meta"}``
+``<cache_dir>/<key[:20]>.pt`` = ``{"format", "key", "maps" float16 [F, C, h, w], "offsets", "lengths", "meta",
+"checksums"}``
 
 The **key** is a SHA-256 of everything that decides those numbers: every tracklet of the train,
 query and gallery sets (order, identity, camera, length and the bytes of each frame: the decoded
@@ -12,16 +13,23 @@ array for generated sets, the file's content for datasets on disk), the trunk's 
 the exact values of its weights and buffers, the input size and normalisation, and the views.
 Any variant, seed or reading that uses the same dataset, trunk and input size shares the file.
 
-A file that cannot be read, is of another format, or holds another key (a foreign or corrupt
-cache) is rebuilt, never trusted. Concurrent builders of one key take an exclusive lock on
-``<file>.lock``: the second waits and then reads what the first wrote. Writes are atomic.
+The file is **verified, not trusted** (:mod:`fgra_core.engine.trunk_checks`): ``checksums`` holds
+a SHA-256 of every chunk of rows of ``maps`` (about 64 MiB each) and one of the row index
+(``offsets``, ``lengths``). When the file is loaded every chunk is hashed again and the maps are
+checked to be finite. A file that cannot be read, is of another format, holds another key, fails a
+checksum or holds non-finite values is rebuilt, with one warning line naming the file. Maps the
+trunk itself computes non-finite are an error (the trunk's weights), not a cache to store.
+
+A valid file is read without any lock (writes are atomic, so a reader sees a whole file or none):
+a read-only cache folder holding a valid cache is read as it is. Only a builder takes the
+exclusive lock on ``<file>.lock``: a concurrent builder of the same key waits and then reads what
+the first wrote.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import os
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +39,13 @@ import numpy as np
 import torch
 
 from fgra_core.data.records import Tracklet, VideoDataset
-from fgra_core.utils.errors import DatasetError
+from fgra_core.engine.trunk_checks import check_finite_build, checksums, verify
+from fgra_core.utils.errors import DatasetError, StorageError
 from fgra_core.utils.io import atomic_torch_save
+from fgra_core.utils.warn import CacheWarning, warn_line
 
-FORMAT = 1
+FORMAT = 1          # of the key (dataset digest and cache key): unchanged, so keys stay the same
+FILE_FORMAT = 2     # of the file: 2 adds the checksums (a format-1 file is rebuilt)
 SETS = ("train", "query", "gallery")
 # views per set: 0 = the frame, 1 = its horizontal mirror (training tracklets only)
 VIEWS = {"train": (0, 1), "query": (0,), "gallery": (0,)}
@@ -172,8 +183,15 @@ def compute_features(dataset: VideoDataset, trunk: torch.nn.Module, height: int,
 
 @contextmanager
 def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise StorageError(f"trunk feature cache folder {path.parent} is not writable ({exc.strerror or exc}) and "
+                           f"holds no valid cache {path.with_suffix('.pt').name}; expected a writable "
+                           "data.feature_cache_dir, or one holding a valid cache", errno=exc.errno,
+                           path=str(path)) from exc
+    with fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -181,13 +199,14 @@ def _locked(path: Path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _read(path: Path, key: str) -> TrunkFeatures | None:
-    """The cached features at ``path`` if they are intact and hold ``key``; ``None`` otherwise."""
+def _read(path: Path, key: str) -> tuple[TrunkFeatures | None, str]:
+    """``(features, "")`` if the file at ``path`` is intact and holds ``key``; ``(None, why not)`` otherwise
+    (``why`` is ``""`` when there is no file)."""
     if not path.is_file():
-        return None
+        return None, ""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        ok = (isinstance(blob, dict) and blob.get("format") == FORMAT and blob.get("key") == key
+        ok = (isinstance(blob, dict) and blob.get("format") == FILE_FORMAT and blob.get("key") == key
               and isinstance(blob.get("maps"), torch.Tensor))
         if ok:
             offsets = {w: np.asarray(blob["offsets"][w], dtype=np.int64) for w in SETS}
@@ -197,14 +216,13 @@ def _read(path: Path, key: str) -> TrunkFeatures | None:
             ok = all(e <= rows for e in ends) and all(
                 (offsets[w][:, 1] + lengths[w] <= rows).all() for w in SETS if len(lengths[w]))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is rebuilt
-        warnings.warn(f"trunk feature cache {path} is unreadable ({type(exc).__name__}: {exc}); rebuilding it",
-                      stacklevel=3)
-        return None
+        return None, f"is unreadable ({type(exc).__name__}: {exc})"
     if not ok:
-        warnings.warn(f"trunk feature cache {path} holds other or incomplete contents (not key {key[:12]}...); "
-                      "rebuilding it", stacklevel=3)
-        return None
-    return TrunkFeatures(key, blob["maps"], offsets, lengths, dict(blob.get("meta") or {}))
+        return None, f"holds other or incomplete contents (not key {key[:12]}..., file format {FILE_FORMAT})"
+    problem = verify(blob["maps"], offsets, lengths, blob.get("checksums"))
+    if problem:
+        return None, problem
+    return TrunkFeatures(key, blob["maps"], offsets, lengths, dict(blob.get("meta") or {})), ""
 
 
 _MEMORY: dict[str, TrunkFeatures] = {}   # per process: a batch of head runs loads each file once
@@ -214,24 +232,31 @@ def load_or_build(dataset: VideoDataset, trunk: torch.nn.Module, height: int, wi
                   load_frames: Callable[[Tracklet], np.ndarray], trunk_name: str = "", device="cpu",
                   show_progress: bool = True, keep_in_memory: bool = True, on_build: Callable[[], None] | None = None,
                   ) -> TrunkFeatures:
-    """The dataset's trunk features: from memory, from ``cache_dir``, or computed (then saved)."""
+    """The dataset's trunk features: from memory, from ``cache_dir`` (verified), or computed (then saved)."""
     key = cache_key(dataset, trunk, height, width, trunk_name=trunk_name)
     if key in _MEMORY:
         return _MEMORY[key]
     path = Path(cache_dir) / f"{key[:20]}.pt"
-    with _locked(path.with_suffix(".lock")):
-        feats = _read(path, key)
-        if feats is None:
-            if on_build is not None:
-                on_build()
-            maps, offsets, lengths = compute_features(dataset, trunk, height, width, load_frames=load_frames,
-                                                      device=device, show_progress=show_progress)
-            meta = {"dataset": dataset.name, "trunk": trunk_name, "height": int(height), "width": int(width),
-                    "frames": int(maps.shape[0])}
-            atomic_torch_save({"format": FORMAT, "key": key, "maps": maps,
-                               "offsets": {w: torch.from_numpy(offsets[w]) for w in SETS},
-                               "lengths": {w: torch.from_numpy(lengths[w]) for w in SETS}, "meta": meta}, path)
-            feats = TrunkFeatures(key, maps, offsets, lengths, meta)
+    feats, _ = _read(path, key)               # no lock: a valid file is read as it is (read-only folders too)
+    if feats is None:
+        with _locked(path.with_suffix(".lock")):
+            feats, problem = _read(path, key)  # another builder may have written it meanwhile
+            if feats is None:
+                if problem:
+                    warn_line(f"trunk feature cache {path} {problem}; rebuilding it", CacheWarning,
+                              where="fgra_core.engine.trunk_cache")
+                if on_build is not None:
+                    on_build()
+                maps, offsets, lengths = compute_features(dataset, trunk, height, width, load_frames=load_frames,
+                                                          device=device, show_progress=show_progress)
+                check_finite_build(maps, trunk_name or type(trunk).__name__)
+                meta = {"dataset": dataset.name, "trunk": trunk_name, "height": int(height), "width": int(width),
+                        "frames": int(maps.shape[0])}
+                atomic_torch_save({"format": FILE_FORMAT, "key": key, "maps": maps,
+                                   "offsets": {w: torch.from_numpy(offsets[w]) for w in SETS},
+                                   "lengths": {w: torch.from_numpy(lengths[w]) for w in SETS}, "meta": meta,
+                                   "checksums": checksums(maps, offsets, lengths)}, path)
+                feats = TrunkFeatures(key, maps, offsets, lengths, meta)
     if keep_in_memory:
         _MEMORY.clear()   # one dataset at a time: a batch of runs is grouped by dataset
         _MEMORY[key] = feats

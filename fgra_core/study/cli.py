@@ -183,7 +183,8 @@ def _job_failed(unit: list[RunSpec], exc: BaseException) -> list[tuple[RunSpec, 
 
 
 def _estimate_main(args) -> int:
-    """``--estimate``: the plan's runs and what they cost, from known dataset statistics (no data read)."""
+    """``--estimate``: the plan's runs and what they cost, in their regimes, from the statistics of each
+    data root that is there (no image read), else the dataset's published ones, which it says."""
     from fgra_core.study.estimate import (
         MEASURED_EVAL_FPS,
         MEASURED_TRAIN_FPS,
@@ -211,6 +212,9 @@ def _estimate_main(args) -> int:
         alt_costs = estimate_runs(configs, epoch_mode="groups")
     except KeyError as exc:
         print(f"error: plan {plan.name}: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except FGRAError as exc:   # a data root that is there but cannot be read
+        print(f"error: plan {plan.name}: {exc}", file=sys.stderr)
         return 2
     different = any(a.iterations != b.iterations for a, b in zip(costs, alt_costs))
     print(format_estimate(plan.name, costs, train_fps=train_fps or MEASURED_TRAIN_FPS,

@@ -18,13 +18,15 @@ complete::
   ``"debug"`` in this process. ``fn`` and the items go through submitit's pickling.
 
 :func:`make_executor` checks the command-line choices and builds one; a bad choice (an unknown
-executor, a GPU that does not exist, a Slurm option without Slurm or without ``submitit``) is one
-:class:`ExecutorError` line, before anything is submitted.
+executor, a GPU that does not exist, a Slurm option without Slurm or without ``submitit``,
+``--executor slurm`` on a machine without ``sbatch`` unless ``--slurm-cluster local`` asks for
+submitit's local test mode) is one :class:`ExecutorError` line, before anything is submitted.
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -213,7 +215,7 @@ class SubmititExecutor(Executor):
         return f"{where}, {o.gpus_per_run} GPU(s) and {o.cpus_per_run} CPUs per run, {o.time_min} min{cap}"
 
     def executor(self):
-        ex = self._submitit.AutoExecutor(folder=self.folder, cluster=None if self.cluster == "slurm" else self.cluster)
+        ex = self._submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)   # never a silent fallback
         ex.update_parameters(**self.options.parameters())
         return ex
 
@@ -392,6 +394,10 @@ def make_executor(name: str = "local", *, jobs: int = 1, gpus: str | None = None
         if not isinstance(slurm["mem_gb"], (int, float)) or slurm["mem_gb"] <= 0:
             raise ExecutorError(f"--mem-gb must be a positive number, got {slurm['mem_gb']!r}")
         opts.mem_gb = float(slurm["mem_gb"])
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise ExecutorError("--executor slurm needs Slurm, but sbatch is not on this machine's PATH (submitit would "
+                            "run the jobs as local processes instead); run the study where Slurm is, or ask for "
+                            "submitit's local test mode explicitly with --slurm-cluster local")
     return SubmititExecutor(folder, opts, cluster=cluster, on_submit=on_submit, key=key, on_error=on_error)
 
 

@@ -6,33 +6,12 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 from pathlib import Path
-from typing import Any
 
+from fgra_core.engine.run_ids import run_id_for
 from fgra_core.study.notebook_params import build_config, check_json_safe, settings_hash
 from fgra_core.study.plan import TRUNK_GROUP, TRUNK_WEIGHTS, Plan, RunSpec, StudyError
 from fgra_core.utils.errors import ConfigError
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return re.sub(r"[^A-Za-z0-9.]+", "", str(value))[:16] or "x"
-
-
-def run_id_for(settings_cfg, digest: str) -> str:
-    """Readable id of a run: dataset, split, variant, sequence length, regions (and the
-    misalignment knob on the synthetic set), then the short settings hash."""
-    c = settings_cfg
-    parts = [c.data.dataset, f"s{c.data.split_id}", f"v{c.model.variant}", f"len{c.data.seq_len}",
-             f"ns{c.model.num_regions}"]
-    if c.data.dataset == "synthetic":
-        parts.append(f"mis{_fmt(c.data.synthetic.misalignment)}")
-    parts.append(f"r{c.train.seed}")
-    if c.train.regime == "head":
-        parts.append("head")
-    return "-".join(parts) + f"-{digest}"
 
 
 def expand_plan(plan: Plan, *, runs_dir: str | os.PathLike = "results/runs", roots: dict[str, str | None] | None = None,

@@ -15,15 +15,15 @@ round trip (tuples, ``pathlib.Path``, NumPy scalars), a shortcut that contradict
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable
 
 from fgra_core.config.packaged import resolve_config_source
 from fgra_core.config.packaged import suggest as _suggest
-from fgra_core.config.schema import RunConfig, flatten, load_config
+from fgra_core.config.schema import RunConfig, load_config
+from fgra_core.engine.run_ids import HASH_NEUTRAL, settings_hash  # noqa: F401 - re-exported
+from fgra_core.engine.run_record import LOCATION_KEYS  # noqa: F401 - re-exported
 from fgra_core.utils.errors import ConfigError
 
 # shortcut parameter -> dotted setting of RunConfig
@@ -66,13 +66,8 @@ NOTEBOOK_ONLY: dict[str, Any] = {
 
 KNOWN = frozenset(SHORTCUTS) | frozenset(NOTEBOOK_ONLY)
 
-# settings that say where things are, not what is computed: left out of a run's identity
-LOCATION_KEYS = frozenset({"run_dir", "resume", "device", "data.root", "data.num_workers", "data.cache_dir",
-                           "data.cache_memory_gb", "data.feature_cache_dir"})
-
-# settings added after runs were first recorded, with the value every earlier run had: at that value
-# they are left out of a run's identity, so that adding them keeps the ids of finished runs
-HASH_NEUTRAL: dict[str, Any] = {"train.epoch_mode": "groups", "data.augment_on": "auto"}
+# settings that say where things are, not what is computed (LOCATION_KEYS), and the settings left out
+# of the hash at their earlier value (HASH_NEUTRAL): see fgra_core.engine.run_ids
 
 
 def check_json_safe(value: Any, where: str = "value") -> None:
@@ -151,14 +146,6 @@ def _is_module(value: Any) -> bool:
     import types
 
     return isinstance(value, types.ModuleType)
-
-
-def settings_hash(cfg: RunConfig | dict, length: int = 8) -> str:
-    """Short hash of everything that decides a run's numbers (location settings left out)."""
-    flat = {k: v for k, v in flatten(cfg).items()
-            if k not in LOCATION_KEYS and not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])}
-    blob = json.dumps(flat, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:length]
 
 
 def expect_parameters(namespace: dict, before: Iterable[str], allowed: Iterable[str]) -> dict:

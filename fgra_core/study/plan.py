@@ -132,6 +132,9 @@ def load_plan(plan: str | os.PathLike | dict) -> Plan:
         path = plan_path(plan)
         try:
             data = yaml_strict.safe_load(path.read_text()) or {}
+        except UnicodeDecodeError as exc:
+            raise StudyError(f"plan {path} is not a UTF-8 text file (byte {exc.start}: {exc.reason}); "
+                             "expected a YAML plan") from None
         except yaml_strict.DuplicateKeyError as exc:
             raise StudyError(f"plan {path}: {exc}") from None
         except yaml.YAMLError as exc:

@@ -52,6 +52,7 @@ from fgra_core.study.execute import (
     units_of,
 )
 from fgra_core.study.expand import expand_plan
+from fgra_core.study.folder_checks import check_run_folders
 from fgra_core.study.notebook_params import build_config
 from fgra_core.study.plan import (
     AGGREGATE_DIR,
@@ -65,7 +66,7 @@ from fgra_core.study.plan import (
     load_plan,
 )
 from fgra_core.study.state import HELD, error_summary, is_finished, now, read_json, traceback_tail
-from fgra_core.utils.io import atomic_write_json
+from fgra_core.utils.io import atomic_write_json, check_writable_folder
 from fgra_core.utils.locks import hold_manifest, holder, wait_for_run
 
 
@@ -129,6 +130,7 @@ class Study:
         # devices, threads and data layouts: once for the whole plan, before the first run
         plan_checks.check_runs(self.runs, project_dir=p, num_threads=num_threads, build_config=build_config,
                                build_dataset=_build_dataset)
+        check_run_folders(self.runs, self.run_dir)   # a finished record counts only in its own run's folder
         self.smoke = smoke
         self.num_threads = num_threads
         # partials of top-level functions: picklable, for the executors that run them in other processes
@@ -286,6 +288,10 @@ class Study:
 
     def execute_aggregates(self, report: StudyReport, names: list[str] | None = None) -> None:
         names = self.plan.aggregates if names is None else names
+        if names:   # every output folder writable, before the first notebook starts (one line, not a traceback each)
+            for folder in (self._abs(self.results_dir), self._abs(self.figures_dir),
+                           self._abs(self.runs_dir) / AGGREGATE_DIR / self.plan.name):
+                check_writable_folder(folder, f"the aggregate notebooks of plan {self.plan.name}")
         for name in names:
             nb = self.notebooks_dir / f"{name}.ipynb"
             if not nb.is_file():

@@ -93,6 +93,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Write (then delete) a probe file in ``folder`` -- or, when it does not exist yet, in its nearest
+    existing parent, creating nothing; a folder that cannot be written is one :class:`StorageError`
+    naming it and saying ``what`` needs it (so that it comes before that work starts)."""
+    folder = Path(folder)
+    try:
+        probe_dir = folder
+        while not probe_dir.exists() and probe_dir.parent != probe_dir:
+            probe_dir = probe_dir.parent
+        if not probe_dir.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(probe_dir))
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", suffix=TEMP_SUFFIX, dir=probe_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise StorageError(f"folder {folder} is not writable ({reason}); {what} write there -- fix the folder's "
+                           "permissions (or give another project folder) and run again",
+                           errno=exc.errno, path=str(folder)) from exc
+    return folder
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 

@@ -19,6 +19,7 @@ tracklets, ``query + gallery``); ``info["query_rows"]`` / ``info["gallery_rows"]
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -49,7 +50,7 @@ def read_name_list(path: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise DatasetError(f"MARS name list {path} is missing; {MARS_LAYOUT}")
     try:
-        with open(path, "r", encoding="utf-8", newline=None) as fh:
+        with open(path, "r", encoding="utf-8-sig", newline=None) as fh:   # -sig: a leading BOM is dropped
             names = [line.strip() for line in fh]
     except UnicodeDecodeError as exc:
         raise DatasetError(f"MARS name list {path} is not a UTF-8 text file of one frame file name per line "
@@ -90,6 +91,26 @@ def integer_array(arr: np.ndarray, where: str, layout: str = MARS_LAYOUT) -> np.
                                f"expected integer indices (a MATLAB double array of whole numbers is accepted); {layout}")
         return arr.astype(np.int64)
     raise DatasetError(f"{where} holds {arr.dtype} values; expected a numeric array of integer indices; {layout}")
+
+
+# <pid: 4 digits, or 00-1 for junk>C<camera>T<tracklet: 4 digits>F<frame: 3 digits>.jpg
+MARS_NAME = re.compile(r"(?:\d{4}|00-1)C\d+T\d{4}F\d{3,}\.(?:jpg|jpeg|png)", re.IGNORECASE)
+
+
+def check_name_list(names: Sequence[str], names_file: str, image_dir: str) -> None:
+    """Every name follows the MARS naming rule and is listed once (checked before any image is read)."""
+    first_line: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not MARS_NAME.fullmatch(name):
+            raise DatasetError(
+                f"line {i + 1} of {names_file}: frame name {name!r} breaks the MARS naming rule "
+                "<pid, 4 digits or 00-1>C<camera>T<tracklet, 4 digits>F<frame, 3 digits>.jpg (e.g. 0001C1T0001F001.jpg), "
+                f"by which its file is found in {image_dir}/<pid>/; expected the official name list")
+        j = first_line.setdefault(name, i)
+        if j != i:
+            raise DatasetError(
+                f"{names_file} lists frame {name} twice (lines {j + 1} and {i + 1}); each frame is listed once "
+                "in the official name list, so a tracklet would lose the frame that belongs there")
 
 
 def _mars_frame_index(name: str) -> int:
@@ -187,6 +208,8 @@ def parse_mars_info(
     qpath = info_dir / f
     query_idx = read_mat_array(qpath, k).astype(np.int64).ravel()
 
+    check_name_list(train_names, str(train_file), str(root / "bbox_train"))
+    check_name_list(test_names, str(test_file), str(root / "bbox_test"))
     train, n_re_train = _build(train_rows, train_names, str(root / "bbox_train"),
                                str(info_dir / INFO_FILES["train_info"][0]), str(train_file))
     test, n_re_test = _build(test_rows, test_names, str(root / "bbox_test"),
@@ -205,6 +228,11 @@ def parse_mars_info(
     is_query = np.zeros(len(test), bool)
     is_query[query_rows] = True
     gallery_rows = np.flatnonzero(~is_query)
+    gallery_pids = np.asarray([test[i].pid for i in gallery_rows.tolist()], dtype=np.int64)
+    if not (gallery_pids != -1).any():
+        raise DatasetError(
+            f"{qpath} names {len(query_rows)} of the {len(test)} test rows as queries, which leaves no gallery "
+            "tracklet (junk rows aside); expected query_IDX to name a subset of track_test_info's rows")
     query = [test[i] for i in query_rows.tolist()]
     gallery = [test[i] for i in gallery_rows.tolist()]
 
