@@ -9,7 +9,7 @@ import pytest
 
 from fgra_core.config.schema import load_config
 from fgra_core.data.samplers import RandomIdentitySampler
-from fgra_core.study.estimate import DATASET_STATS, MARS_TRACKLETS_PER_ID
+from fgra_core.study.data_stats import DATASET_STATS, MARS_TRACKLETS_PER_ID
 from fgra_core.study.notebook_params import build_config, settings_hash
 from fgra_core.utils.errors import ConfigError
 
