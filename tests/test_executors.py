@@ -14,6 +14,7 @@ from test_study import fake_result, tiny_plan
 
 from fgra_core import study as st
 from fgra_core.study import executors as ex
+from fgra_core.utils.errors import FGRAError
 
 
 # top-level functions: the process-based executors pickle them
@@ -211,8 +212,13 @@ def one_line_error(capsys, argv, tmp_path) -> str:
 
 
 def test_unknown_executor(capsys, tmp_path):
-    assert one_line_error(capsys, ["--executor", "pbs"], tmp_path) == \
-        "error: --executor 'pbs' is not one of local, slurm"
+    with pytest.raises(SystemExit) as exit_:   # a closed set: argparse's choices refuse it before anything runs
+        st.main(["--plan", "smoke", "--project-dir", str(tmp_path), "--executor", "pbs"])
+    assert exit_.value.code == 2
+    assert "argument --executor: invalid choice: 'pbs' (choose from local, slurm)" in \
+        capsys.readouterr().err.replace("'local', 'slurm'", "local, slurm")
+    with pytest.raises(FGRAError, match="--executor 'pbs' is not one of local, slurm"):   # the Python API
+        ex.make_executor("pbs")
 
 
 def test_gpu_that_does_not_exist(capsys, tmp_path, monkeypatch):

@@ -56,7 +56,11 @@ def test_the_smoke_study_runs_from_another_folder(installed, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fgra_core.study", "--plan", "smoke", "--project-dir", str(project),
                            "--no-progress"], cwd=elsewhere, env=_env(installed), capture_output=True, text=True,
                           timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    if proc.returncode != 0:   # say which run failed first, and why (its status.json)
+        failed = sorted((project / "results" / "runs").glob("*/status.json"))
+        errors = [f"{p.parent.name}: {json.loads(p.read_text()).get('error', '')}" for p in failed
+                  if json.loads(p.read_text()).get("status") == "failed"]
+        pytest.fail("the smoke study failed:\n" + proc.stdout[:3000] + proc.stderr[-2000:] + "\n" + "\n".join(errors[:5]))
     assert list((project / "results" / "smoke").glob("table2_ablation.md")), sorted(
         p.name for p in (project / "results").rglob("*"))
     assert not (elsewhere / "results").exists()   # nothing written to the working folder
