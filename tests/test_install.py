@@ -28,8 +28,13 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
+KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
+
+
 def _env(site: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(site), MPLBACKEND="Agg")
+    """A user's plain environment (nothing of the test session's), with the install on the path."""
+    env = {k: os.environ[k] for k in KEEP if k in os.environ}
+    env.update(PYTHONPATH=str(site), MPLBACKEND="Agg")
     return env
 
 
