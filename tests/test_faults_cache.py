@@ -5,31 +5,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from test_trunk_cache import CountingTrunk, _dataset
 
-from fgra_core.data.records import Tracklet, VideoDataset
+from fgra_core.data.records import Tracklet
 from fgra_core.engine import trunk_cache as tc
 from fgra_core.engine.trunk_checks import checksums
 from fgra_core.utils.errors import StorageError, WeightsError
 from fgra_core.utils.warn import CacheWarning
-
-
-class CountingTrunk(nn.Module):
-    def __init__(self, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.conv = nn.Conv2d(3, 4, 3, stride=4, padding=1)
-        self.frames = 0
-
-    def forward(self, x):
-        self.frames += x.shape[0]
-        return self.conv(x)
-
-
-def _dataset(seed=0):
-    rng = np.random.default_rng(seed)
-    mk = lambda pid, cam, n: Tracklet(rng.integers(0, 255, (n, 16, 8, 3), dtype=np.uint8), pid, cam)  # noqa: E731
-    return VideoDataset("toy", [mk(0, 0, 3), mk(1, 1, 2)], [mk(5, 0, 2)], [mk(5, 1, 4)], 2, {})
 
 
 def _load(ds, trunk, folder):

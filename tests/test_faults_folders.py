@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from test_faults_runs import study_plan
 
 from fgra_core import study as st
 from fgra_core.analysis.tables import collect_results
@@ -13,19 +14,8 @@ from fgra_core.study.plan import StudyError
 from fgra_core.study.state import read_json
 from fgra_core.train import run
 
-PLAN = {
-    "name": "folders",
-    "config": "quick_synthetic",
-    "base": {"device": "cpu", "data.num_workers": 0, "data.seq_len": 3, "data.height": 64, "data.width": 32,
-             "data.synthetic.num_train_ids": 6, "data.synthetic.num_test_ids": 6,
-             "data.synthetic.min_frames": 6, "data.synthetic.max_frames": 9,
-             "data.synthetic.height": 64, "data.synthetic.width": 32, "model.backbone": "resnet18",
-             "model.weights": "none", "model.num_regions": 2, "train.epochs": 1, "train.P": 2, "train.K": 2,
-             "train.iters_per_epoch": 1},
-    "datasets": {"synthetic": {"splits": [0]}},
-    "groups": {"ablation": {"vary": {"model.variant": [1, 8]}}},
-    "aggregates": [],
-}
+PLAN = study_plan("folders", variants=(1, 8))   # the fault tests' tiny synthetic plan
+PLAN["base"]["train.iters_per_epoch"] = 1
 
 
 def _study(tmp_path, calls):
