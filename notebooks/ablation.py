@@ -32,7 +32,7 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from fgra_core.analysis import figures, render, tables
+from fgra_core.analysis import figures, part_table, render, tables
 from fgra_core.study.notebook_params import expect_parameters
 from fgra_core.utils.project import project_path, project_root
 
@@ -76,6 +76,19 @@ verdict = tables.alignment_verdict(summary)
 render.write_table(summary, results_path / "alignment_summary", "\n".join(f"- {v}" for v in verdict) + "\n",
                    title="Region alignment: aligned rows (4-8) vs unaligned rows (1-3)")
 display(Markdown("\n".join(f"- {v}" for v in verdict) or "_no ablation runs_"))
+
+# %% [markdown]
+# ## Do the regions follow the body parts? (Fig. 5 against the ground truth)
+# On a set with ground-truth parts: the share of each region's response-map mass on the body part
+# its reference stripe covers, for every variant at every `jitter` level, beside the fixed stripe,
+# a uniform map and a perfect aligner (the headroom: what alignment could gain here).
+
+# %%
+pt = part_table.part_consistency_table(df)
+md = part_table.part_consistency_markdown(pt)
+render.write_table(pt, results_path / "part_consistency", md,
+                   title="Part-consistency of the response maps against the ground-truth parts")
+display(Markdown(md))
 
 # %%
 for ds in t2["dataset"].unique():

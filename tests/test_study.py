@@ -145,13 +145,17 @@ def test_the_same_settings_written_differently_are_one_run():
 def test_shipped_plans_expand(tmp_path):
     quick = st.expand_plan(st.load_plan("quick"))
     groups = {g for r in quick for g in r.groups}
-    assert groups == {"trunk", "ablation", "readings", "readings_sa", "seq_len", "num_regions", "misalignment"}
+    assert groups == {"trunk", "ablation", "seq_len", "num_regions", "jitter"}
     assert sorted({r.settings["model.variant"] for r in quick if "ablation" in r.groups}) == list(range(0, 9))
-    # the trunk, then 20 settings x 5 seeds: every claim's runs share their seeds
-    assert len(quick) == 1 + 20 * 5 and quick[0].groups == ["trunk"]
-    heads = quick[1:]
+    # one trunk per seed, then 19 settings x 5 seeds (9 rows, 2 + 2 sweep values, 6 rows at jitter 0):
+    # every claim's runs share their seeds
+    trunks, heads = quick[:5], quick[5:]
+    assert all(r.groups == ["trunk"] for r in trunks) and len(heads) == 19 * 5
+    assert [r.settings["train.seed"] for r in trunks] == [0, 1, 2, 3, 4]
     assert all(r.settings["train.regime"] == "head" for r in heads)
-    assert {r.settings["model.weights"] for r in heads} == {str(Path(quick[0].params["run_dir"]) / "trunk.pt")}
+    trunk_of = {r.settings["train.seed"]: str(Path(r.params["run_dir"]) / "trunk.pt") for r in trunks}
+    assert len(set(trunk_of.values())) == 5
+    assert all(r.settings["model.weights"] == trunk_of[r.settings["train.seed"]] for r in heads)   # seed s -> trunk s
     assert {r.settings["train.seed"] for r in heads} == {0, 1, 2, 3, 4}
     cfg = build_config(heads[0].params)
     assert cfg.data.synthetic.num_test_ids >= 200          # one query is at most 0.5 points of rank-1

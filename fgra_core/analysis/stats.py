@@ -15,6 +15,33 @@ the 95% interval (percentile method). Drawing with replacement is a multinomial 
 a resample's mean is ``c_s^T X c_q / (S Q)`` with count vectors ``c_s`` and ``c_q``; the counts come
 from ``numpy.random.Generator.multinomial``.
 
+**Trunk level.** Pass ``trunks`` (one label per seed row: the trunk file, e.g. a pretrained
+backbone, that the seed's run used) when several seeds share a trunk; the resampling is then
+hierarchical over three levels, trunks x seeds within trunk x queries. A resample draws the T
+distinct trunks with replacement (counts ``k_t``), then for each trunk ``k_t * n_t`` of its ``n_t``
+seeds with replacement (the sum of ``k_t`` independent draws of that trunk's seeds), giving seed
+counts ``c_s``; queries are drawn as above and the mean is ``c_s^T X c_q / (sum(c_s) Q)``. Which
+design to use:
+
+- *seed s -> trunk s* (every seed trained its own trunk): the trunk's variance is already part of
+  the seed-to-seed variance, and the two-way bootstrap covers it; passing one trunk per seed gives
+  the same distribution as passing none.
+- *several head seeds per trunk*: pass ``trunks``. The two-way bootstrap would treat seeds that
+  share a trunk as independent and understate the interval; the three-level design counts the
+  trunk-to-trunk variance once per trunk.
+- *one trunk for every seed*: the trunk's variance is absent from the data, so the two-way interval
+  speaks of that trunk only; an interval over trunks needs at least 2 of them (``StatsError``).
+
+``Interval.se`` is the standard deviation (ddof=1) of the bootstrap distribution and
+``Interval.trunks`` the number of distinct trunks (``None`` without ``trunks``).
+
+**Minimum detectable effect** (a power analysis from the bootstrap's standard error, normal
+approximation, alpha = 1 - confidence, ``z_p`` the standard normal quantile). For ``">"``/``"<"``:
+the smallest true difference that the plan calls supported with probability ``power``,
+``MDE = (z_{1-alpha/2} + z_{power}) * se`` (2.8016 se at 95% and power 0.8). For ``"≈"``: the
+smallest margin that the plan calls supported with probability ``power`` when the true difference
+is 0, ``MDE = (z_{1-alpha/2} + z_{(1+power)/2}) * se`` (3.2415 se at 95% and power 0.8).
+
 **Probability of improvement**: the fraction of seeds whose own statistic (every term averaged
 over the queries of that seed) is above 0, ties counting one half.
 
@@ -28,7 +55,8 @@ inconclusive.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from statistics import NormalDist
+from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -37,6 +65,7 @@ from fgra_core.utils.errors import FGRAError
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
+POWER = 0.8
 
 
 class StatsError(FGRAError):
@@ -59,10 +88,16 @@ class Interval:
     seeds: int
     queries: int            # queries of the largest query set
     confidence: float = CONFIDENCE
+    trunks: int | None = None   # distinct trunks of a three-level interval (None: two-way)
+    se: float = float("nan")    # standard deviation (ddof=1) of the bootstrap distribution
 
     @property
     def half_width(self) -> float:
         return (self.high - self.low) / 2.0
+
+    def mde(self, direction: str = ">", power: float = POWER) -> float:
+        """The minimum detectable effect of this interval's plan (see the module notes)."""
+        return minimum_detectable_effect(self.se, direction, self.confidence, power)
 
 
 def _prepared(terms: Sequence[Term]) -> tuple[list[Term], int, dict[str, int]]:
@@ -110,36 +145,88 @@ def probability_of_improvement(terms: Sequence[Term]) -> float:
     return float(((s > 0).sum() + 0.5 * (s == 0).sum()) / len(s))
 
 
+def _trunk_groups(trunks: Sequence[Hashable], S: int) -> list[np.ndarray]:
+    """The seed rows of each distinct trunk, in order of first appearance."""
+    trunks = list(trunks)
+    if len(trunks) != S:
+        raise StatsError(f"trunks needs one label per seed: got {len(trunks)} labels for {S} seeds")
+    rows: dict[Hashable, list[int]] = {}
+    for s, label in enumerate(trunks):
+        rows.setdefault(label, []).append(s)
+    if len(rows) < 2:
+        raise StatsError(f"an interval over trunks needs at least 2 trunks, got {len(rows)}")
+    return [np.asarray(r) for r in rows.values()]
+
+
+def _trunk_counts(rng: np.random.Generator, groups: list[np.ndarray], r: int, S: int) -> np.ndarray:
+    """Seed counts [r, S] of r three-level resamples: trunks, then k_t * n_t seeds of each trunk."""
+    T = len(groups)
+    k = rng.multinomial(T, np.full(T, 1.0 / T), size=r)                                    # [r, T]
+    cs = np.zeros((r, S))
+    for t, rows in enumerate(groups):
+        n = len(rows)
+        cs[:, rows] = rng.multinomial(k[:, t] * n, np.full(n, 1.0 / n))                   # [r, n]
+    return cs
+
+
 def bootstrap_distribution(terms: Sequence[Term], n_resamples: int = N_RESAMPLES, seed: int = 0,
-                           chunk: int = 2000) -> np.ndarray:
-    """The statistic over ``n_resamples`` two-way (seeds x queries) resamples: [n_resamples]."""
+                           chunk: int = 2000, trunks: Sequence[Hashable] | None = None) -> np.ndarray:
+    """The statistic over ``n_resamples`` two-way (seeds x queries) resamples, or three-level
+    (trunks x seeds x queries) ones when ``trunks`` labels the seeds: [n_resamples]."""
     terms, S, sizes = _prepared(terms)
+    groups = None if trunks is None else _trunk_groups(trunks, S)
     rng = np.random.default_rng(seed)
     out = np.empty(n_resamples, dtype=np.float64)
     for r0 in range(0, n_resamples, chunk):
         r = min(chunk, n_resamples - r0)
-        cs = rng.multinomial(S, np.full(S, 1.0 / S), size=r).astype(np.float64)           # [r, S]
+        if groups is None:
+            cs = rng.multinomial(S, np.full(S, 1.0 / S), size=r).astype(np.float64)       # [r, S]
+            n_seeds = S
+        else:
+            cs = _trunk_counts(rng, groups, r, S)
+            n_seeds = cs.sum(axis=1)                                                       # [r]
         cq = {qs: rng.multinomial(Q, np.full(Q, 1.0 / Q), size=r).astype(np.float64)       # [r, Q]
               for qs, Q in sorted(sizes.items())}
         total = np.zeros(r)
         for t in terms:
             Q = sizes[t.query_set]
-            total += t.coef * np.einsum("rs,sq,rq->r", cs, t.scores, cq[t.query_set]) / (S * Q)
+            total += t.coef * np.einsum("rs,sq,rq->r", cs, t.scores, cq[t.query_set]) / (n_seeds * Q)
         out[r0:r0 + r] = total
     return out
 
 
 def interval(terms: Sequence[Term], n_resamples: int = N_RESAMPLES, confidence: float = CONFIDENCE,
-             seed: int = 0) -> Interval:
-    """Point estimate, percentile bootstrap interval and probability of improvement of a claim."""
+             seed: int = 0, trunks: Sequence[Hashable] | None = None) -> Interval:
+    """Point estimate, percentile bootstrap interval and probability of improvement of a claim;
+    three-level (trunks x seeds x queries) when ``trunks`` labels the seeds."""
     if not 0 < confidence < 1:
         raise StatsError(f"confidence must be in (0, 1), got {confidence}")
     prepared, S, sizes = _prepared(terms)
-    dist = bootstrap_distribution(prepared, n_resamples, seed)
+    n_trunks = None if trunks is None else len(_trunk_groups(trunks, S))
+    dist = bootstrap_distribution(prepared, n_resamples, seed, trunks=trunks)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(dist, [alpha, 1.0 - alpha])
+    se = float(dist.std(ddof=1)) if len(dist) > 1 else float("nan")
     return Interval(point_estimate(prepared), float(low), float(high), probability_of_improvement(prepared),
-                    S, max(sizes.values()), confidence)
+                    S, max(sizes.values()), confidence, n_trunks, se)
+
+
+def minimum_detectable_effect(se: float, direction: str = ">", confidence: float = CONFIDENCE,
+                              power: float = POWER) -> float:
+    """The smallest effect (``">"``/``"<"``) or margin (``"≈"``) that a plan with standard error
+    ``se`` calls supported with probability ``power`` (normal approximation; see the module notes)."""
+    if not (np.isfinite(se) and se >= 0):
+        raise StatsError(f"se must be finite and >= 0, got {se}")
+    if not 0 < confidence < 1:
+        raise StatsError(f"confidence must be in (0, 1), got {confidence}")
+    if not 0 < power < 1:
+        raise StatsError(f"power must be in (0, 1), got {power}")
+    z = NormalDist().inv_cdf
+    if direction in (">", "<"):
+        return (z(1.0 - (1.0 - confidence) / 2.0) + z(power)) * se
+    if direction == "≈":
+        return (z(1.0 - (1.0 - confidence) / 2.0) + z((1.0 + power) / 2.0)) * se
+    raise StatsError(f"direction {direction!r}; expected '>', '<' or '≈'")
 
 
 def verdict(low: float, high: float, direction: str = ">", margin: float = 0.0) -> str:

@@ -102,6 +102,8 @@ def _row(result: dict, run_id: str) -> dict:
         "epochs": result.get("epochs"),
         "seed": result.get("seed"),
         "misalignment": (data.get("synthetic") or {}).get("misalignment") if data.get("dataset") == "synthetic" else math.nan,
+        "jitter": _knob(data, "jitter"),
+        "box_offset": _knob(data, "box_offset"),
         "height": data.get("height"),
         "width": data.get("width"),
         "weights": (cfg.get("model") or {}).get("weights"),
@@ -122,11 +124,28 @@ def _row(result: dict, run_id: str) -> dict:
         "temporal_entropy": weights.get("temporal_entropy"),
         "spatial_weight_range": weights.get("spatial_weight_range"),
         "split_source": (result.get("dataset_info") or {}).get("split_source", ""),
+        **{f"pc_{k}": _nan((result.get("alignment") or {}).get(k)) for k in ALIGNMENT_KEYS},
     }
     for m in METRICS:
         value = metrics.get(m)
         row[m] = float(value) if value is not None else math.nan
     return row
+
+
+ALIGNMENT_KEYS = ("gam", "stripe", "uniform", "aligned", "headroom", "range", "entropy")   # of eval.alignment   # pc_<key> columns
+
+
+def _nan(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _knob(data: dict, name: str) -> float:
+    """A synthetic knob's effective value (``jitter`` / ``box_offset``: None means ``misalignment``)."""
+    if data.get("dataset") != "synthetic":
+        return math.nan
+    syn = data.get("synthetic") or {}
+    value = syn.get(name)
+    return float(syn.get("misalignment", 1.0) if value is None else value)
 
 
 def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathLike | None = None) -> pd.DataFrame:
@@ -169,9 +188,10 @@ def collect_results(runs_dir: str | os.PathLike, manifest: dict | str | os.PathL
         row["groups"] = membership.get(run_id, []) if membership is not None else []
         rows.append(row)
     cols = ["run_id", "dataset", "split_id", "variant", "backbone", "seq_len", "num_regions", "epochs", "seed",
-            "misalignment", "height", "width", "weights", "data", "protocol", "ap_form", "num_queries", "num_valid",
+            "misalignment", "jitter", "box_offset", "height", "width", "weights", "data", "protocol", "ap_form", "num_queries", "num_valid",
             "train_time_s", "eval_time_s", "device", "run_dir", "regime", "reading", "steps", "loss_change",
-            "levelled_off", "temporal_entropy", "spatial_weight_range", "split_source", *METRICS, "groups"]
+            "levelled_off", "temporal_entropy", "spatial_weight_range", "split_source",
+            *(f"pc_{k}" for k in ALIGNMENT_KEYS), *METRICS, "groups"]
     df = pd.DataFrame(rows, columns=cols)
     df.attrs.update(runs_dir=str(runs_dir), runs_dir_exists=Path(runs_dir).is_dir(), unreadable=unreadable)
     return df

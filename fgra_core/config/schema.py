@@ -46,6 +46,10 @@ class SyntheticConfig:
     height: int = 128
     width: int = 64
     misalignment: float = 1.0  # 0 = perfectly aligned crops
+    # the box errors apart (fgra_core/data/datasets/synthetic.py); None = misalignment, and both None
+    # = the legacy boxes, where misalignment scales both kinds at once
+    jitter: float | None = None  # per-frame errors around the tracklet's mean box
+    box_offset: float | None = None  # per-tracklet errors: where the mean box sits
     occlusion_p: float = 0.25
     clutter: float = 1.0
     camera_shift: float = 1.0
@@ -368,6 +372,9 @@ def validate(cfg: RunConfig) -> RunConfig:
     need(s.num_cams >= 2, f"data.synthetic.num_cams must be at least 2 (query and gallery cameras), got {s.num_cams}")
     need(1 <= s.min_frames <= s.max_frames, f"data.synthetic needs 1 <= min_frames <= max_frames, got {s.min_frames}, {s.max_frames}")
     need(s.misalignment >= 0, f"data.synthetic.misalignment must be >= 0, got {s.misalignment}")
+    for knob in ("jitter", "box_offset"):
+        value = getattr(s, knob)
+        need(value is None or value >= 0, f"data.synthetic.{knob} must be >= 0 (or null: misalignment), got {value}")
 
     need(0 <= m.variant <= 8, f"model.variant must be a Table-2 row 1..8 (or 0, the untrained trunk), got {m.variant}")
     need(m.last_stride in (1, 2), f"model.last_stride must be 1 or 2, got {m.last_stride}")

@@ -6,6 +6,7 @@ import torch
 from fgra_core.config.schema import RunConfig, resolve_protocol
 from fgra_core.data.loaders import load_frames
 from fgra_core.data.transforms import ClipTransform
+from fgra_core.engine.part_alignment import model_alignment
 from fgra_core.eval.features import extract_features
 from fgra_core.eval.rank import evaluate_features
 
@@ -24,6 +25,7 @@ def evaluate_model(model, data, cfg: RunConfig, device, *, show_progress: bool =
     qf, q_stats = extract_features(model, ds.query, **common)
     gf, g_stats = extract_features(model, ds.gallery, **common)
     weights = aggregation_weights(model, ds.query, data, transform, cfg.data.seq_len, device)
+    alignment = model_alignment(model, data, transform, cfg, device)
     model.train(was_training)
 
     protocol = resolve_protocol(cfg)
@@ -34,7 +36,7 @@ def evaluate_model(model, data, cfg: RunConfig, device, *, show_progress: bool =
     record = res.as_dict(percent=True)
     return {"metrics": record, "protocol": record["protocol"], "ap_form": record["ap_form"],
             "reranked": cfg.eval.rerank, "eval_stats": {"query": _plain(q_stats), "gallery": _plain(g_stats)},
-            "per_query": res.per_query(), "weights": weights}
+            "per_query": res.per_query(), "weights": weights, "alignment": alignment}
 
 
 @torch.no_grad()

@@ -34,6 +34,7 @@ from fgra_core.data.sampling import test_clips, train_indices
 from fgra_core.engine import run_record
 from fgra_core.engine.builders import build_criterion, build_data, build_model, build_optimizer
 from fgra_core.engine.convergence import convergence
+from fgra_core.engine.part_alignment import head_alignment
 from fgra_core.engine.trunk_cache import TrunkFeatures, load_or_build
 from fgra_core.eval.rank import evaluate_features
 from fgra_core.models.fgra import weight_statistics
@@ -211,4 +212,5 @@ def evaluate_head(model, feats: TrunkFeatures, ds, cfg: RunConfig, device) -> di
     outs = [model.head(feats.gather("query", np.arange(n), first).to(device), return_weights=True)] if n else []
     record = res.as_dict(percent=True)
     return {"metrics": record, "protocol": record["protocol"], "ap_form": record["ap_form"],
-            "reranked": cfg.eval.rerank, "per_query": res.per_query(), "weights": weight_statistics(outs)}
+            "reranked": cfg.eval.rerank, "per_query": res.per_query(), "weights": weight_statistics(outs),
+            "alignment": head_alignment(model, feats, ds, cfg, device)}

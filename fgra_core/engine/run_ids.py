@@ -19,7 +19,8 @@ from fgra_core.engine.run_record import LOCATION_KEYS
 
 # settings added after runs were first recorded, with the value every earlier run had: at that value
 # they are left out of a run's identity, so that adding them keeps the ids of finished runs
-HASH_NEUTRAL: dict[str, Any] = {"train.epoch_mode": "groups", "data.augment_on": "auto"}
+HASH_NEUTRAL: dict[str, Any] = {"train.epoch_mode": "groups", "data.augment_on": "auto",
+                                "data.synthetic.jitter": None, "data.synthetic.box_offset": None}
 
 
 def settings_hash(cfg: RunConfig | dict, length: int = 8) -> str:
@@ -38,12 +39,18 @@ def _fmt(value: Any) -> str:
 
 def run_id_for(settings_cfg, digest: str) -> str:
     """Readable id of a run: dataset, split, variant, sequence length, regions (and the
-    misalignment knob on the synthetic set), then the short settings hash."""
+    misalignment knob on the synthetic set, with its jitter and box_offset when either is set),
+    then the short settings hash."""
     c = settings_cfg
     parts = [c.data.dataset, f"s{c.data.split_id}", f"v{c.model.variant}", f"len{c.data.seq_len}",
              f"ns{c.model.num_regions}"]
     if c.data.dataset == "synthetic":
-        parts.append(f"mis{_fmt(c.data.synthetic.misalignment)}")
+        s = c.data.synthetic
+        parts.append(f"mis{_fmt(s.misalignment)}")
+        if s.jitter is not None or s.box_offset is not None:  # the knobs apart; None = misalignment
+            jitter = s.misalignment if s.jitter is None else s.jitter
+            offset = s.misalignment if s.box_offset is None else s.box_offset
+            parts.append(f"jit{_fmt(float(jitter))}-off{_fmt(float(offset))}")
     parts.append(f"r{c.train.seed}")
     if c.train.regime == "head":
         parts.append("head")

@@ -65,19 +65,16 @@ def expand_plan(plan: Plan, *, runs_dir: str | os.PathLike = "results/runs", roo
                                   settings=settings, groups=[gname], hash=digest)
         order.append(digest)
 
-    trunk_weights = None
+    trunk_weights: dict = {}    # seed (None: every seed) -> the trunk file its runs load
     if plan.trunk:
         tset = dict(plan.trunk.get("set") or {})
         tconfig = plan.trunk.get("config") or plan.config
-        add(tset, tconfig, TRUNK_GROUP, str(tset.get("data.dataset", "synthetic")), int(tset.get("data.split_id", 0)),
-            f"plan {plan.name}, trunk")
-        trunk_path = Path(by_hash[order[-1]].params["run_dir"]) / "trunk.pt"
-        if project_dir is not None and trunk_path.is_absolute():
-            try:   # relative to the project (the notebooks' working folder): a moved project keeps its run ids
-                trunk_path = trunk_path.relative_to(Path(project_dir).resolve())
-            except ValueError:
-                pass
-        trunk_weights = str(trunk_path)
+        per_seed = bool(plan.trunk.get("per_seed"))
+        for tseed in (plan.seeds if per_seed else [None]):
+            settings = dict(tset) if tseed is None else {**tset, "train.seed": tseed}
+            add(settings, tconfig, TRUNK_GROUP, str(tset.get("data.dataset", "synthetic")),
+                int(tset.get("data.split_id", 0)), f"plan {plan.name}, trunk" + ("" if tseed is None else f" of seed {tseed}"))
+            trunk_weights[tseed] = _trunk_file(by_hash[order[-1]], project_dir)
     for gname, group in plan.groups.items():
         keys = list(group["vary"])
         combos = list(itertools.product(*(group["vary"][k] for k in keys))) if keys else [()]
@@ -101,13 +98,30 @@ def expand_plan(plan: Plan, *, runs_dir: str | os.PathLike = "results/runs", roo
                     if seed is not None:
                         settings["train.seed"] = seed
                     if settings.get("model.weights") == TRUNK_WEIGHTS:
-                        if trunk_weights is None:
+                        if not trunk_weights:
                             raise StudyError(f"plan {plan.name}, group {gname}: model.weights 'trunk' needs the "
                                              "plan's trunk: section (the run that trains it)")
-                        settings["model.weights"] = trunk_weights
+                        key = seed if seed in trunk_weights else None
+                        if key not in trunk_weights:
+                            raise StudyError(f"plan {plan.name}, group {gname}: seed {seed} has no trunk of its own "
+                                             f"(the trunks are trained for seeds {sorted(k for k in trunk_weights)}); "
+                                             "give the group the plan's seeds")
+                        settings["model.weights"] = trunk_weights[key]
                     config = dspec["config"] or plan.config
                     where = f"plan {plan.name}, group {gname}, dataset {ds}, split {split}" + (
                         "".join(f", {k}={v!r}" for k, v in zip(keys, combo))) + (
                         f", seed {seed}" if seed is not None else "")
                     add(settings, config, gname, ds, split, where)
     return [by_hash[d] for d in order]
+
+
+def _trunk_file(spec: RunSpec, project_dir) -> str:
+    """The trunk file a trunk run exports, relative to the project when it lies inside it (a moved
+    project keeps its run ids)."""
+    trunk_path = Path(spec.params["run_dir"]) / "trunk.pt"
+    if project_dir is not None and trunk_path.is_absolute():
+        try:
+            trunk_path = trunk_path.relative_to(Path(project_dir).resolve())
+        except ValueError:
+            pass
+    return str(trunk_path)

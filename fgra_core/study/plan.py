@@ -59,7 +59,8 @@ class Plan:
     smoke: bool = False   # notebooks draw fewer, smaller figures (CI)
     jobs: int = 1         # runs executed side by side (each a kernel process)
     seeds: list[int] | None = None   # every run once per seed (train.seed); None: the config's seed
-    trunk: dict | None = None        # a run trained first whose trunk the others use ("model.weights: trunk")
+    trunk: dict | None = None        # a run trained first whose trunk the others use ("model.weights: trunk");
+    #                                  with per_seed: true, one trunk per seed (seed s -> trunk s)
     batch: int = 1        # head-regime runs executed together in one notebook (train_evaluate_batch)
 
 
@@ -67,7 +68,7 @@ _PLAN_KEYS = {"name", "description", "config", "base", "datasets", "groups", "ag
               "seeds", "trunk", "batch"}
 _DATASET_KEYS = {"splits", "config", "root", "env", "set"}
 _GROUP_KEYS = {"vary", "datasets", "splits", "set", "title", "seeds"}
-_TRUNK_KEYS = {"config", "set"}
+_TRUNK_KEYS = {"config", "set", "per_seed"}
 TRUNK_WEIGHTS = "trunk"   # model.weights value that names the plan's trained trunk
 TRUNK_GROUP = "trunk"
 
@@ -186,6 +187,10 @@ def load_plan(plan: str | os.PathLike | dict) -> Plan:
     if not isinstance(aggregates, list) or not all(isinstance(a, str) for a in aggregates):
         raise StudyError(f"{where}: aggregates must be a list of notebook names, got {aggregates!r}")
     trunk = _mapping(data.get("trunk"), f"{where}: trunk", _TRUNK_KEYS) or None
+    if trunk and not isinstance(trunk.get("per_seed", False), bool):
+        raise StudyError(f"{where}: trunk.per_seed must be true or false, got {trunk['per_seed']!r}")
+    if trunk and trunk.get("per_seed") and not data.get("seeds"):
+        raise StudyError(f"{where}: trunk.per_seed needs the plan's seeds (seed s uses the trunk trained with seed s)")
     batch = data.get("batch", 1)
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise StudyError(f"{where}: batch must be a positive integer (runs per notebook execution), got {batch!r}")

@@ -191,16 +191,20 @@ class Study:
         return execute_unit(unit, run_fn=self.run_fn, batch_fn=self.batch_fn, project_dir=self.project_dir)
 
     def _execute_trunks(self, pending: list[RunSpec], done) -> list[RunSpec]:
-        """The plan's trunk run first (the other runs load its trunk), then its trunk file."""
+        """The plan's trunk runs first (the other runs load their trunk), ``jobs`` side by side, then
+        their trunk files."""
         from fgra_core.engine.trunk_export import export_trunk
+        from fgra_core.study.executors import LocalExecutor
 
-        rest = []
-        for spec in pending:
-            if TRUNK_GROUP not in spec.groups:
-                rest.append(spec)
-                continue
-            error = self._execute_one(spec)
-            done(spec, error)
+        trunks = [spec for spec in pending if TRUNK_GROUP in spec.groups]
+        rest = [spec for spec in pending if TRUNK_GROUP not in spec.groups]
+        if len(trunks) == 1:
+            done(trunks[0], self._execute_one(trunks[0]))
+        elif trunks:
+            fn = functools.partial(execute_unit, run_fn=self.run_fn, batch_fn=self.batch_fn, project_dir=self.project_dir)
+            for _, results in LocalExecutor(self.jobs).map(fn, [[spec] for spec in trunks]):
+                for spec, error in results:
+                    done(spec, error)
         for spec in self.runs:
             if TRUNK_GROUP in spec.groups and is_finished(self.run_dir(spec)):
                 export_trunk(self.run_dir(spec))

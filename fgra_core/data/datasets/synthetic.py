@@ -4,20 +4,33 @@ Each identity is a combination of per-part appearances -- hair / skin of the hea
 of colours with a texture (solid, horizontal stripes, vertical stripes, checks) for torso,
 legs and feet -- drawn from a small shared palette, so that one part alone is ambiguous and
 only the combination identifies a person. Each tracklet is a sequence of crops with the two
-detection errors of the FGRA paper (Fig. 1): per-frame *scale change* (the box holds too much
-background) and *vertical / horizontal offset* (the body is misaligned in the box), both
-scaled by ``misalignment`` (0 = the same box in every frame). Legs swing as the person walks;
-the scene has background clutter that drifts across frames, occasional occluders, a
-per-camera colour shift, per-tracklet illumination and pixel noise.
+detection errors of the FGRA paper (Fig. 1): *scale change* (the box holds too much
+background) and *vertical / horizontal offset* (the body is misaligned in the box). Legs swing
+as the person walks; the scene has background clutter that drifts across frames, occasional
+occluders, a per-camera colour shift, per-tracklet illumination and pixel noise.
+
+Three knobs scale the box errors (:func:`box_geometry`):
+
+* ``box_offset``: the per-tracklet errors (drawn once per tracklet) -- where the tracklet's
+  mean box sits around the body (0 = every tracklet's mean box is the aligned one);
+* ``jitter``: the per-frame errors -- how far each frame's box moves around its tracklet's mean
+  box (0 = the same box in every frame of a tracklet); each is centred per tracklet, so jitter
+  leaves the tracklet's mean box (mean top, height and centre) where ``box_offset`` put it;
+* ``misalignment``: both kinds at once, as every earlier run drew them. With ``jitter`` and
+  ``box_offset`` both None (the default) the boxes are those of earlier runs, bit for bit
+  (0 = the aligned box in every frame); a knob left None while the other is set takes the
+  value of ``misalignment``.
 
 Every tracklet carries ``parts``: float32 ``[T, 4, 2]``, the (top, bottom) of head, torso,
 legs and feet in each frame as fractions of the frame height (clipped to the frame).
 
 Randomness comes from independent streams of ``SeedSequence(seed)`` for identities, scenes,
-geometry and noise: the same seed with another ``misalignment`` gives the same people in the
-same scenes, only the boxes differ.
+geometry and noise: the same seed with another ``misalignment``, ``jitter`` or ``box_offset``
+gives the same people in the same scenes, only the boxes differ.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -99,6 +112,110 @@ def _smooth_noise(rng: np.random.Generator, n: int, h: int, w: int, gh: int, gw:
     return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
 
 
+def _box_knob(name: str, value: float | None) -> float | None:
+    """``None``, or ``value`` as a float once it is checked to be finite and >= 0."""
+    if value is None:
+        return None
+    v = float(value)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be None or a finite number >= 0, got {value}")
+    return v
+
+
+def box_knobs(misalignment: float, jitter: float | None = None,
+              box_offset: float | None = None) -> tuple[float | None, float | None]:
+    """The effective ``(jitter, box_offset)`` of a draw.
+
+    ``(None, None)`` when both are None (the legacy mode: ``misalignment`` alone scales every box
+    error); otherwise each knob, the one left None taking the value of ``misalignment``.
+    Raises ``ValueError`` naming the knob for a negative or non-finite value.
+    """
+    j, b = _box_knob("jitter", jitter), _box_knob("box_offset", box_offset)
+    if j is None and b is None:
+        return None, None
+    m = float(misalignment)
+    return (m if j is None else j), (m if b is None else b)
+
+
+def _centred(values: np.ndarray, f_tr: np.ndarray, n_tr: int) -> np.ndarray:
+    """``values`` (one per frame) minus the mean over the frames of each frame's tracklet."""
+    counts = np.maximum(np.bincount(f_tr, minlength=n_tr), 1)
+    means = np.bincount(f_tr, weights=values, minlength=n_tr) / counts
+    return values - means[f_tr]
+
+
+def box_geometry(
+    rng_geom: np.random.Generator,
+    f_tr: np.ndarray,
+    f_t: np.ndarray,
+    n_tr: int,
+    H: int,
+    W: int,
+    misalignment: float,
+    jitter: float | None = None,
+    box_offset: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Box errors of every frame: ``(f_scale, f_dy, f_dx)``, float64 arrays of one value per frame.
+
+    ``f_tr`` is the tracklet of each frame (``0..n_tr-1``), ``f_t`` its index in the tracklet.
+    ``f_scale`` is the person's height as a share of the full-height body (< 1: the box holds
+    too much background), ``f_dy`` / ``f_dx`` the vertical / horizontal offset of the body in
+    pixels of an ``H`` x ``W`` crop.
+
+    Per-tracklet errors (drawn once per tracklet): a shrink ``g_scale_base`` ~ U(0, 0.30) and
+    offsets ``g_dy_base``, ``g_dx_base`` ~ U(-1, 1) (times 0.07 H and 0.10 W). Per-frame errors: a
+    slow sine ``wave`` (random period and phase per tracklet) and white noise ``g_eps``.
+
+    * Legacy mode (``jitter`` and ``box_offset`` both None): both kinds of error summed and scaled
+      by ``misalignment`` (the shrink clipped to [0, 0.45]) -- the boxes of every earlier run.
+    * Otherwise (see :func:`box_knobs` for the effective values): ``box_offset`` scales the
+      per-tracklet errors; ``jitter`` scales per-frame errors made of the wave, the noise and a
+      fresh per-frame draw of the per-tracklet errors (``u0`` ~ U(0, 0.30), ``u1``, ``u2`` ~
+      U(-1, 1), drawn after all the draws of the legacy mode), each centred per tracklet (its mean
+      over the tracklet's frames subtracted), so that jitter leaves the tracklet's mean box where
+      ``box_offset`` put it. Only ``f_scale`` is clipped, to [0.3, 1.4], as a safety net: where
+      the clip is not reached the tracklet means of ``f_scale``, ``f_dy``, ``f_dx`` -- and so of
+      the box's top, height and centre, which are linear in them -- depend on ``box_offset`` only.
+      With ``jitter <= 1`` and ``box_offset <= 1`` the clip is not reached in practice (over
+      millions of drawn frames ``f_scale`` stays within about [0.39, 1.31]; only an extreme draw
+      of the Gaussian noise could reach it); larger values do reach it on some frames.
+      ``jitter = box_offset = misalignment`` is not the legacy set: it adds the per-frame draws
+      and centres the per-frame errors.
+    """
+    f_tr = np.asarray(f_tr, dtype=np.int64)
+    f_t = np.asarray(f_t)
+    n_frames = len(f_tr)
+    j, b = box_knobs(misalignment, jitter, box_offset)
+    # the draws of the legacy mode, in their order (the same seed gives the boxes of earlier runs)
+    g_scale_base = rng_geom.uniform(0.0, 0.30, size=n_tr)
+    g_scale_amp = rng_geom.uniform(0.03, 0.10, size=n_tr)
+    g_dy_base = rng_geom.uniform(-1, 1, size=n_tr)
+    g_dx_base = rng_geom.uniform(-1, 1, size=n_tr)
+    g_period = rng_geom.uniform(6, 16, size=(n_tr, 3))
+    g_phase = rng_geom.uniform(0, 2 * np.pi, size=(n_tr, 3))
+    g_eps = rng_geom.standard_normal(size=(n_frames, 3))
+    wave = np.sin(g_phase[f_tr] + 2 * np.pi * f_t[:, None] / g_period[f_tr])  # [F, 3]
+    if j is None:
+        m = float(misalignment)
+        shrink = np.clip(g_scale_base[f_tr] + g_scale_amp[f_tr] * wave[:, 0] + 0.02 * g_eps[:, 0], 0.0, 0.45)
+        f_scale = 1.0 - m * shrink
+        f_dy = m * H * (0.07 * g_dy_base[f_tr] + 0.04 * wave[:, 1] + 0.012 * g_eps[:, 1])
+        f_dx = m * W * (0.10 * g_dx_base[f_tr] + 0.06 * wave[:, 2] + 0.02 * g_eps[:, 2])
+        return f_scale, f_dy, f_dx
+    # per-frame draws of the per-tracklet errors (after the legacy draws: those keep their values)
+    u0 = rng_geom.uniform(0.0, 0.30, size=n_frames)
+    u1 = rng_geom.uniform(-1, 1, size=n_frames)
+    u2 = rng_geom.uniform(-1, 1, size=n_frames)
+    d_shrink = g_scale_amp[f_tr] * wave[:, 0] + 0.02 * g_eps[:, 0] + (u0 - 0.15)
+    d_dy = H * (0.04 * wave[:, 1] + 0.012 * g_eps[:, 1] + 0.07 * u1)
+    d_dx = W * (0.06 * wave[:, 2] + 0.02 * g_eps[:, 2] + 0.10 * u2)
+    shrink_t = b * g_scale_base[f_tr]
+    f_scale = np.clip(1.0 - (shrink_t + j * _centred(d_shrink, f_tr, n_tr)), 0.3, 1.4)
+    f_dy = b * H * 0.07 * g_dy_base[f_tr] + j * _centred(d_dy, f_tr, n_tr)
+    f_dx = b * W * 0.10 * g_dx_base[f_tr] + j * _centred(d_dx, f_tr, n_tr)
+    return f_scale, f_dy, f_dx
+
+
 def make_synthetic(
     num_train_ids: int = 60,
     num_test_ids: int = 60,
@@ -116,6 +233,8 @@ def make_synthetic(
     camera_shift: float = 1.0,
     noise_std: float = 6.0,
     chunk_frames: int = 256,
+    jitter: float | None = None,
+    box_offset: float | None = None,
 ) -> VideoDataset:
     """Draw the synthetic dataset.
 
@@ -126,11 +245,14 @@ def make_synthetic(
     ``clutter``, ``camera_shift`` and ``noise_std`` scale the scene nuisances (0 switches
     them off); ``occlusion_p`` is the share of tracklets with an occluder. Each body part has
     ``styles_per_part`` shared styles over a palette of ``palette_size`` colours (fewer = harder).
+    ``misalignment`` scales all box errors; ``jitter`` (per-frame) and ``box_offset``
+    (per-tracklet) scale them apart when either is given (see :func:`box_geometry`).
     """
     if num_train_ids < 1 or num_test_ids < 1 or num_cams < 2 or tracklets_per_id < 1:
         raise ValueError("need >= 1 train and test identity, >= 2 cameras and >= 1 tracklet per identity and camera")
     if misalignment < 0:
         raise ValueError(f"misalignment must be >= 0, got {misalignment}")
+    jitter, box_offset = box_knobs(misalignment, jitter, box_offset)
     if isinstance(frames_per_tracklet, (int, np.integer)):
         lo_t = hi_t = int(frames_per_tracklet)
     else:
@@ -197,19 +319,8 @@ def make_synthetic(
     walk_phase = rng_scene.uniform(0, 2 * np.pi, size=n_tr)
     f_walk = np.sin(walk_phase[f_tr] + 2 * np.pi * f_t / walk_period[f_tr])
 
-    # ------------------------------------------------------------------ geometry (x misalignment)
-    g_scale_base = rng_geom.uniform(0.0, 0.30, size=n_tr)
-    g_scale_amp = rng_geom.uniform(0.03, 0.10, size=n_tr)
-    g_dy_base = rng_geom.uniform(-1, 1, size=n_tr)
-    g_dx_base = rng_geom.uniform(-1, 1, size=n_tr)
-    g_period = rng_geom.uniform(6, 16, size=(n_tr, 3))
-    g_phase = rng_geom.uniform(0, 2 * np.pi, size=(n_tr, 3))
-    g_eps = rng_geom.standard_normal(size=(n_frames, 3))
-    wave = np.sin(g_phase[f_tr] + 2 * np.pi * f_t[:, None] / g_period[f_tr])  # [F, 3]
-    shrink = np.clip(g_scale_base[f_tr] + g_scale_amp[f_tr] * wave[:, 0] + 0.02 * g_eps[:, 0], 0.0, 0.45)
-    f_scale = 1.0 - m * shrink
-    f_dy = m * H * (0.07 * g_dy_base[f_tr] + 0.04 * wave[:, 1] + 0.012 * g_eps[:, 1])
-    f_dx = m * W * (0.10 * g_dx_base[f_tr] + 0.06 * wave[:, 2] + 0.02 * g_eps[:, 2])
+    # ------------------------------------------------------------------ geometry (box errors)
+    f_scale, f_dy, f_dx = box_geometry(rng_geom, f_tr, f_t, n_tr, H, W, m, jitter=jitter, box_offset=box_offset)
 
     body_h = 0.94 * H * f_scale                                   # person height in pixels
     f_top = 0.5 * H - 0.5 * body_h + 0.01 * H + f_dy              # top of the head
@@ -337,6 +448,8 @@ def make_synthetic(
         "generator": "fgra_core.data.datasets.synthetic.make_synthetic",
         "seed": seed,
         "misalignment": m,
+        "jitter": jitter,          # None: the legacy mode (misalignment scales every box error)
+        "box_offset": box_offset,
         "num_cams": num_cams,
         "height": H,
         "width": W,
