@@ -38,22 +38,46 @@ def overlay(frame: np.ndarray, response: np.ndarray, alpha: float = 0.55, vmin: 
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def _region_range(data: ResponseData, region: int) -> tuple[float, float]:
-    """Colour range shared by all frames of one region, so that frames compare."""
+FIXED_RANGE = (0.0, 1.0)    # the sigmoid's range: every map of every region on one scale
+SCALES = ("fixed", "row")
+PART_COLOR = "cyan"
+
+
+def _region_range(data: ResponseData, region: int, scale: str = "fixed") -> tuple[float, float]:
+    """Colour range of one region's row: the fixed [0, 1] (maps compare across rows and figures) or
+    the row's own min-max (``"row"``: small differences stretched; the stretch is printed)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    if scale == "fixed":
+        return FIXED_RANGE
     m = data.maps[:, region]
     return float(m.min()), float(m.max())
 
 
+def _mark_part(tile: np.ndarray, top: float, bottom: float) -> np.ndarray:
+    """Dashed cyan lines at the top and bottom rows of a body part (pixel rows) on an RGB tile."""
+    tile = tile.copy()
+    H, W = tile.shape[:2]
+    for y in (int(round(top)), int(round(bottom)) - 1):
+        y = min(max(y, 0), H - 1)
+        tile[y, ::2] = (0, 255, 255)
+    return tile
+
+
 def overlay_strip(data: ResponseData, region: int, current: int | None = None, gap: int = 4,
-                  alpha: float = 0.55) -> np.ndarray:
+                  alpha: float = 0.55, scale: str = "fixed") -> np.ndarray:
     """One Fig.-5 row as an image: the reference frame with region ``region`` boxed, then the
-    region's response overlaid on every sampled frame (``current`` framed in yellow)."""
+    region's response overlaid on every sampled frame (``current`` framed in yellow). With
+    ground-truth parts, dashed cyan lines mark the body part the region's stripe covers."""
     _check_region(data, region)
     H, W = data.frames.shape[1:3]
-    lo, hi = _region_range(data, region)
+    lo, hi = _region_range(data, region, scale)
+    parts = data.part_boxes(region)
     tiles = [boxed_reference(data, region)]
     for n in range(data.num_frames):
         tile = overlay(data.frames[n], data.maps[n, region], alpha, lo, hi)
+        if parts is not None:
+            tile = _mark_part(tile, *parts[n])
         if current is not None and n == current:
             tile = tile.copy()
             tile[:2], tile[-2:], tile[:, :2], tile[:, -2:] = 255, 255, 255, 255
@@ -133,22 +157,42 @@ def draw_reference(data: ResponseData, region: int | None = None, ax=None):
     return fig if fig is not None else ax.figure
 
 
-def draw_region_row(data: ResponseData, region: int, current: int | None = None, axes=None, alpha: float = 0.55):
+def _draw_part(ax, data: ResponseData, parts, n: int) -> None:
+    from matplotlib.patches import Rectangle
+
+    if parts is None:
+        return
+    W = data.frames.shape[2]
+    top, bottom = parts[n]
+    ax.add_patch(Rectangle((1.0, top), W - 3, max(bottom - top, 0.5), fill=False, edgecolor=PART_COLOR,
+                           linestyle="--", linewidth=1.0))
+
+
+def draw_region_row(data: ResponseData, region: int, current: int | None = None, axes=None, alpha: float = 0.55,
+                    scale: str = "fixed"):
     """One Fig.-5 row: the reference frame with ``region`` boxed, then that region's response map
-    overlaid on every sampled frame (one colour range per row); ``current`` gets a yellow frame."""
+    overlaid on every sampled frame (``scale``: the fixed [0, 1] or the row's own range);
+    ``current`` gets a yellow frame. With ground-truth parts, the body part the region's stripe
+    covers is boxed (dashed cyan) in every frame and each title gives the map's share on it."""
     _check_region(data, region)
     fig = None
     if axes is None:
         fig = _figure((1.0 * (data.num_frames + 1) + 0.4, 2.2))
         axes = fig.subplots(1, data.num_frames + 1)
     draw_reference(data, region, axes[0])
-    lo, hi = _region_range(data, region)
+    lo, hi = _region_range(data, region, scale)
+    m = data.maps[:, region]
+    parts = data.part_boxes(region)
+    shares = data.part_shares()
     weight = "" if data.spatial_weights is None else f", w={float(data.spatial_weights[region]):.2f}"
-    axes[0].set_title(f"region {region}{weight}\nmap {lo:.3f}-{hi:.3f}", fontsize=7)
+    axes[0].set_title(f"region {region}{weight}\nmap {float(m.min()):.3f}-{float(m.max()):.3f}", fontsize=7)
+    _draw_part(axes[0], data, parts, 0)
     for n in range(data.num_frames):
         ax = axes[n + 1]
         ax.imshow(overlay(data.frames[n], data.maps[n, region], alpha, lo, hi))
-        ax.set_title(f"t={int(data.indices[n])}\ns={data.temporal_scores[n, region]:.3f}", fontsize=7)
+        _draw_part(ax, data, parts, n)
+        on_part = "" if shares is None else f" p={shares[n, region]:.2f}"
+        ax.set_title(f"t={int(data.indices[n])}\ns={data.temporal_scores[n, region]:.3f}{on_part}", fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
         colour = "gold" if current == n else None
@@ -160,9 +204,12 @@ def draw_region_row(data: ResponseData, region: int, current: int | None = None,
     return fig if fig is not None else axes[0].figure
 
 
-def draw_fig5(data: ResponseData, regions: Sequence[int] | None = None, alpha: float = 0.55, title: str | None = None):
+def draw_fig5(data: ResponseData, regions: Sequence[int] | None = None, alpha: float = 0.55, title: str | None = None,
+              scale: str = "fixed"):
     """Fig. 5: one row per region -- the reference frame with the region boxed in red, then the
-    region's response map on every sampled frame. The title names the sequence and the variant."""
+    region's response map on every sampled frame, on one fixed colour scale [0, 1] (``scale="row"``:
+    each row stretched to its own min-max, printed at its left). With ground-truth parts, the part
+    each region's stripe covers is boxed in every frame. The title names the sequence and variant."""
     regions = list(range(data.num_regions)) if regions is None else [int(r) for r in regions]
     for r in regions:
         _check_region(data, r)
@@ -177,24 +224,29 @@ def draw_fig5(data: ResponseData, regions: Sequence[int] | None = None, alpha: f
                         top=1 - (top_h + title_h) / fig_h, wspace=0.08, hspace=title_h / cell_h)
     axes = np.atleast_2d(fig.subplots(len(regions), data.num_frames + 1, squeeze=False))
     for row, r in enumerate(regions):
-        draw_region_row(data, r, axes=axes[row], alpha=alpha)
-    _row_colour_bar(fig, [right + 0.12 / fig_w, 0.05 / fig_h + 0.1, 0.12 / fig_w, 0.6])
+        draw_region_row(data, r, axes=axes[row], alpha=alpha, scale=scale)
+    _row_colour_bar(fig, [right + 0.12 / fig_w, 0.05 / fig_h + 0.1, 0.12 / fig_w, 0.6], scale=scale)
     weights = "" if data.spatial_weights is None else "; w: the region's spatial weight (Eqs. 7-8)"
+    stretch = ("one colour scale 0-1 for every map (each row's min-max printed at its left)" if scale == "fixed"
+               else "each row coloured from its own min to max (printed at its left)")
+    parts = "" if data.parts is None else "; dashed cyan: the region's body part, p: the map's share on it"
     fig.suptitle((title if title is not None else
                   f"Response maps of the aligned regions -- {data.name} (variant {data.variant})")
-                 + f"\neach row coloured from its own min to max (printed at its left){weights}; "
-                   "s: temporal alignment score", fontsize=8)
+                 + f"\n{stretch}{weights}; s: temporal alignment score{parts}", fontsize=8)
     return fig
 
 
-def _row_colour_bar(fig, rect, cmap: str = "jet") -> None:
-    """The colour scale of the response maps: from a row's minimum (0) to its maximum (1)."""
+def _row_colour_bar(fig, rect, cmap: str = "jet", scale: str = "fixed") -> None:
+    """The colour scale of the response maps: the fixed 0-1, or a row's minimum to its maximum."""
     import matplotlib
     from matplotlib.cm import ScalarMappable
 
     cax = fig.add_axes(rect)
     bar = fig.colorbar(ScalarMappable(norm=matplotlib.colors.Normalize(0.0, 1.0), cmap=cmap), cax=cax)
-    bar.set_ticks([0.0, 1.0], labels=["row\nmin", "row\nmax"], fontsize=7)
+    if scale == "fixed":
+        bar.set_ticks([0.0, 0.5, 1.0], labels=["0", "0.5", "1"], fontsize=7)
+    else:
+        bar.set_ticks([0.0, 1.0], labels=["row\nmin", "row\nmax"], fontsize=7)
 
 
 def draw_temporal_scores(data: ResponseData, region: int | None = None, current: int | None = None, ax=None):

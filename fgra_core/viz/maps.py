@@ -230,6 +230,7 @@ class FrameSource:
     name: str
     length: int
     load: Callable[[np.ndarray], np.ndarray]
+    parts: np.ndarray | None = None          # float [length, P, 2] ground-truth body parts (synthetic set)
 
 
 def as_source(obj, name: str = "", key: str | None = None, frame_cache=None) -> FrameSource:
@@ -243,7 +244,8 @@ def as_source(obj, name: str = "", key: str | None = None, frame_cache=None) -> 
 
         label = name or obj.name or f"pid {obj.pid} cam {obj.camid}"
         return FrameSource(key or f"tracklet:{id(obj)}:{obj.name}:{obj.pid}:{obj.camid}:{len(obj)}", label, len(obj),
-                           lambda idx: load_frames(obj, frame_cache, idx))
+                           lambda idx: load_frames(obj, frame_cache, idx),
+                           None if obj.parts is None else np.asarray(obj.parts, dtype=np.float64))
     if isinstance(obj, (str, os.PathLike)):
         arr = frames_from_folder(obj)
         return as_source(arr, name or Path(obj).name, key or f"folder:{Path(obj).resolve()}")
@@ -399,6 +401,25 @@ class ResponseData:
     boxes: list[tuple[float, float]]         # (top, bottom) pixel rows of each region in the reference frame
     variant: str = ""
     name: str = ""
+    parts: np.ndarray | None = None          # float [N, P, 2] ground-truth parts of the sampled frames (fractions)
+
+    def part_boxes(self, region: int) -> np.ndarray | None:
+        """(top, bottom) pixel rows, in every sampled frame, of the body part that ``region``'s
+        reference stripe covers (:func:`fgra_core.eval.alignment.assigned_parts`); None without parts."""
+        if self.parts is None:
+            return None
+        from fgra_core.eval.alignment import assigned_parts
+
+        p = int(assigned_parts(self.parts[0], self.num_regions)[region])
+        return self.parts[:, p, :] * self.frames.shape[1]
+
+    def part_shares(self) -> np.ndarray | None:
+        """[N, N_s] share of each map's mass on its region's part (None without parts)."""
+        if self.parts is None:
+            return None
+        from fgra_core.eval.alignment import map_shares
+
+        return map_shares(self.maps.astype(np.float64), self.parts)
 
     @property
     def num_frames(self) -> int:
@@ -443,4 +464,7 @@ def compute_response(bundle: ModelBundle, source, num_frames: int = 8, reference
         raise ValueError("the feature cache belongs to another model")
     idx = sample_indices(src.length, num_frames, reference) if indices is None else np.asarray(indices, np.int64)
     fmaps, frames = cache.features(src, idx)
-    return response_from_features(bundle.model, fmaps, frames, idx, src.name)
+    data = response_from_features(bundle.model, fmaps, frames, idx, src.name)
+    if src.parts is not None:
+        data.parts = src.parts[idx]
+    return data
