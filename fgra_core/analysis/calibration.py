@@ -1,0 +1,73 @@
+"""Calibration of the claims' intervals: the same study computed twice, the second time as another
+machine would (another thread count: another floating-point order, hence other trunks and heads).
+
+For every claim of the first run's ``claims.csv``, is the second run's estimate inside the first
+run's 95% interval, and is the verdict the same? An interval that holds every source of variance
+should hold the second estimate for most claims (about 95% of them, if the two runs were
+independent draws, more since they share the data and seeds). ``python -m fgra_core.analysis.calibration
+FIRST/claims.csv SECOND/claims.csv [--out calibration.md]``.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from fgra_core.analysis.claims import read_claims_csv
+
+KEYS = ["dataset", "regime", "id"]
+
+
+def compare(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim in both tables: the first run's estimate and interval, the second run's
+    estimate, whether it falls inside, and the two verdicts (rank-1)."""
+    a = first[KEYS + ["claim", "rank1_diff", "rank1_low", "rank1_high", "rank1_verdict"]]
+    b = second[KEYS + ["rank1_diff", "rank1_low", "rank1_high", "rank1_verdict"]]
+    t = a.merge(b, on=KEYS, suffixes=("_first", "_second"), how="inner")
+    t["inside"] = (t["rank1_diff_second"] >= t["rank1_low_first"]) & (t["rank1_diff_second"] <= t["rank1_high_first"])
+    t["same_verdict"] = t["rank1_verdict_first"] == t["rank1_verdict_second"]
+    return t
+
+
+def summary_line(t: pd.DataFrame) -> str:
+    n = len(t)
+    return (f"{int(t['inside'].sum())} of {n} claims' second estimates fall inside the first run's 95% interval; "
+            f"{int(t['same_verdict'].sum())} of {n} verdicts are the same")
+
+
+def markdown(t: pd.DataFrame, note: str = "") -> str:
+    rows = [{"claim": f"{r['id']} {r['claim']}",
+             "first: Δ [95% CI]": f"{r['rank1_diff_first']:+.1f} [{r['rank1_low_first']:+.1f}, {r['rank1_high_first']:+.1f}]",
+             "second: Δ": f"{r['rank1_diff_second']:+.1f}", "inside": "yes" if r["inside"] else "**no**",
+             "verdicts": f"{r['rank1_verdict_first']} / {r['rank1_verdict_second']}"} for _, r in t.iterrows()]
+    body = pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True) if rows else "_no claim in both tables_"
+    return (note + "\n\n" if note else "") + f"**{summary_line(t)}.**\n\n" + body + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fgra_core.utils.cli import run_cli
+
+    return run_cli(lambda: _main(argv), interrupted="interrupted")
+
+
+def _main(argv: list[str] | None) -> int:
+    import argparse
+
+    from fgra_core.utils.io import atomic_write_text
+
+    parser = argparse.ArgumentParser(prog="python -m fgra_core.analysis.calibration",
+                                     description="the second run of a study against the first run's intervals")
+    parser.add_argument("first", help="claims.csv of the first run")
+    parser.add_argument("second", help="claims.csv of the second run")
+    parser.add_argument("--note", default="", help="a line that says how the two runs differ")
+    parser.add_argument("--out", default=None, help="write the Markdown here (default: print it)")
+    args = parser.parse_args(argv)
+    t = compare(read_claims_csv(args.first), read_claims_csv(args.second))
+    md = "## Calibration: the study run twice\n\n" + markdown(t, args.note)
+    if args.out:
+        atomic_write_text(args.out, md)
+    else:
+        print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
