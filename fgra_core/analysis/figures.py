@@ -94,17 +94,21 @@ def plot_sweep(t: pd.DataFrame, x: str, xlabel: str, title: str | None = None):
     return fig
 
 
+KNOB_LABELS = {"misalignment": "misalignment knob (0 = same box in every frame)",
+               "jitter": "jitter: per-frame box errors (0 = one box per tracklet)"}
+
+
 def plot_misalignment(t: pd.DataFrame, variants: tuple[int, int] = (3, 8), title: str | None = None):
-    """Rank-1 and mAP against the synthetic misalignment knob for two variants."""
+    """Rank-1 and mAP against a synthetic knob (the table's first column) for two variants."""
+    knob = t.columns[0]
     fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0), constrained_layout=True)
     for ax, m, label in zip(axes, ("rank1", "mAP"), ("rank-1 (%)", "mAP (%)")):
         for v, style in zip(variants, ("--s", "-o")):
             col = f"{m}_v{v}"
             if col in t.columns:
                 err = t[f"{col}_std"].tolist() if f"{col}_std" in t.columns else [math.nan] * len(t)
-                _errorbar(ax, t["misalignment"].tolist(), t[col].tolist(), err, variant_name(v),
-                          fmt=style)
-        ax.set_xlabel("misalignment knob (0 = same box in every frame)")
+                _errorbar(ax, t[knob].tolist(), t[col].tolist(), err, variant_name(v), fmt=style)
+        ax.set_xlabel(KNOB_LABELS.get(knob, knob))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)

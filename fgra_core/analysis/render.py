@@ -143,20 +143,21 @@ def sweep_markdown(t: pd.DataFrame, x: str, label: str) -> str:
 
 
 def misalignment_markdown(t: pd.DataFrame, variants: tuple[int, int] = (3, 8)) -> str:
+    knob = t.columns[0] if len(t.columns) else "misalignment"
     if t.empty or len(t.columns) == 1:
-        return "_No finished misalignment runs._\n"
+        return f"_No finished {knob} runs._\n"
     a, b = variants
     rows = []
     for _, r in t.iterrows():
         rows.append({
-            "misalignment": _num(r["misalignment"], 2),
+            knob: _num(r[knob], 2),
             f"rank-1 {variant_name(a)}": _num(r[f"rank1_v{a}"]), f"rank-1 {variant_name(b)}": _num(r[f"rank1_v{b}"]),
             f"Δ rank-1 ({b} - {a})": _num(r[f"rank1_v{b}_minus_v{a}"], signed=True),
             f"mAP {a}": _num(r[f"mAP_v{a}"]), f"mAP {b}": _num(r[f"mAP_v{b}"]),
             f"Δ mAP ({b} - {a})": _num(r[f"mAP_v{b}_minus_v{a}"], signed=True),
         })
     return (_md(pd.DataFrame(rows)) + "\n" + "\nMeans over the runs (seeds x splits); their standard deviations "
-            "(population form, ddof = 0) are in misalignment.csv and drawn as the figure's error bars.\n")
+            f"(population form, ddof = 0) are in {knob}.csv and drawn as the figure's error bars.\n")
 
 
 def readings_markdown(t: pd.DataFrame) -> str:

@@ -409,14 +409,16 @@ def misalignment_variants(df: pd.DataFrame, group: str = "misalignment") -> tupl
     return (vs[0], vs[-1]) if len(vs) >= 2 else (3, 8)
 
 
-def misalignment_table(df: pd.DataFrame, group: str = "misalignment", variants: tuple[int, int] = (3, 8)) -> pd.DataFrame:
-    """Rank-1 and mAP against the synthetic misalignment knob, one column per variant, and the gap."""
+def misalignment_table(df: pd.DataFrame, group: str = "misalignment", variants: tuple[int, int] = (3, 8),
+                       knob: str = "misalignment") -> pd.DataFrame:
+    """Rank-1 and mAP against a synthetic knob (``misalignment``, or ``jitter``: the within-clip box
+    errors), one column per variant, and the gap; the first column is the knob."""
     rows = in_group(df, group)
-    rows = rows[rows["variant"].isin(variants) & rows["misalignment"].notna()]
-    agg = _aggregate(rows, ["misalignment", "variant"], ("rank1", "mAP"))
+    rows = rows[rows["variant"].isin(variants) & rows[knob].notna()]
+    agg = _aggregate(rows, [knob, "variant"], ("rank1", "mAP"))
     if agg.empty:
-        return pd.DataFrame(columns=["misalignment"])
-    wide = agg.pivot_table(index="misalignment", columns="variant", values=["rank1", "mAP", "rank1_std", "mAP_std"])
+        return pd.DataFrame(columns=[knob])
+    wide = agg.pivot_table(index=knob, columns="variant", values=["rank1", "mAP", "rank1_std", "mAP_std"])
     out = pd.DataFrame(index=wide.index)
     a, b = variants
     for m in ("rank1", "mAP"):
