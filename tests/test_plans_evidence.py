@@ -64,3 +64,18 @@ def test_seed_s_uses_trunk_s(tmp_path):
     assert sorted(trunks) == [0, 1, 2]
     heads = [r for r in runs if r.groups == ["a"]]
     assert len(heads) == 6 and all(r.settings["model.weights"] == trunks[r.settings["train.seed"]] for r in heads)
+
+
+def test_the_reading_plans_change_one_thing():
+    quick = st.expand_plan(st.load_plan("quick"))
+    q_trunks = [r.run_id for r in quick if r.groups == ["trunk"]]
+    maps = st.expand_plan(st.load_plan("maps-8x4"))
+    assert [r.run_id for r in maps if r.groups == ["trunk"]] == q_trunks         # the quick plan's trunks, reused
+    cfg = build_config(next(r for r in maps if r.groups != ["trunk"]).params)
+    assert (cfg.data.height, cfg.data.width) == (128, 64)                        # stride 16: 8x4 maps
+    row8 = st.expand_plan(st.load_plan("trunk-row8"))
+    trunks = [build_config(r.params) for r in row8 if r.groups == ["trunk"]]
+    assert len(trunks) == 5 and {c.model.variant for c in trunks} == {8}
+    for runs in (maps, row8):
+        heads = [r for r in runs if r.groups != ["trunk"]]
+        assert len(heads) == 20 and {r.settings["model.variant"] for r in heads} == {3, 4}
