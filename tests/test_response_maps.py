@@ -189,7 +189,9 @@ def test_figures_have_the_expected_panels(bundle, dataset, tmp_path):
     assert data.frames.shape == (5, H, W, 3) and data.indices[0] == 0
     fig = rm.draw_fig5(data)
     assert len(fig.axes) == data.num_regions * (data.num_frames + 1) + 1   # + the colour bar
-    assert [t.get_text() for t in fig.axes[-1].get_yticklabels()] == ["row\nmin", "row\nmax"]
+    assert [t.get_text() for t in fig.axes[-1].get_yticklabels()] == ["0", "0.5", "1"]   # one fixed scale
+    stretched = rm.draw_fig5(data, scale="row")
+    assert [t.get_text() for t in stretched.axes[-1].get_yticklabels()] == ["row\nmin", "row\nmax"]
     assert fig.axes[0].get_title().startswith("region 0, w=")           # its spatial weight
     fig = rm.draw_fig5(data, regions=[1])
     assert len(fig.axes) == data.num_frames + 1 + 1

@@ -54,7 +54,7 @@ def _region_range(data: ResponseData, region: int, scale: str = "fixed") -> tupl
     return float(m.min()), float(m.max())
 
 
-def _mark_part(tile: np.ndarray, top: float, bottom: float) -> np.ndarray:
+def mark_part(tile: np.ndarray, top: float, bottom: float) -> np.ndarray:
     """Dashed cyan lines at the top and bottom rows of a body part (pixel rows) on an RGB tile."""
     tile = tile.copy()
     H, W = tile.shape[:2]
@@ -77,7 +77,7 @@ def overlay_strip(data: ResponseData, region: int, current: int | None = None, g
     for n in range(data.num_frames):
         tile = overlay(data.frames[n], data.maps[n, region], alpha, lo, hi)
         if parts is not None:
-            tile = _mark_part(tile, *parts[n])
+            tile = mark_part(tile, *parts[n])
         if current is not None and n == current:
             tile = tile.copy()
             tile[:2], tile[-2:], tile[:, :2], tile[:, -2:] = 255, 255, 255, 255

@@ -21,6 +21,7 @@ import ipywidgets as W
 import numpy as np
 
 from fgra_core.viz import response_maps as rm
+from fgra_core.viz.draw import mark_part
 
 __all__ = ["ResponseExplorer", "explore"]
 
@@ -251,8 +252,10 @@ class ResponseExplorer:
 
     def _draw_frame(self):
         d, r, n, k = self.data, int(self.region.value), int(self.frame.value), self._scale()
-        lo, hi = float(d.maps[:, r].min()), float(d.maps[:, r].max())
-        frame = rm.overlay(d.frames[n], d.maps[n, r], vmin=lo, vmax=hi)
+        frame = rm.overlay(d.frames[n], d.maps[n, r], vmin=0.0, vmax=1.0)   # one fixed scale, as Fig. 5
+        parts = d.part_boxes(r)
+        if parts is not None:
+            frame = mark_part(frame, *parts[n])
         _set_png(self.frame_image, rm.png_bytes(frame, k), d.frames.shape[2] * k)
         strip = rm.overlay_strip(d, r, current=n)
         k_strip = max(1, min(k, int(1100 // strip.shape[1])))
@@ -269,7 +272,9 @@ class ResponseExplorer:
             "frame": n, "num_frames": d.num_frames, "sequence_frame": int(d.indices[n]), "region": r,
             "temporal_score": float(d.temporal_scores[n, r]),
             "spatial_weight": None if d.spatial_weights is None else float(d.spatial_weights[r]),
-            "peak": (int(peak[0]), int(peak[1])), "backbone_calls": self.cache.backbone_calls,
+            "peak": (int(peak[0]), int(peak[1])), "map_range": (float(m.min()), float(m.max())),
+            "on_part": None if d.parts is None else float(d.part_shares()[n, r]),
+            "backbone_calls": self.cache.backbone_calls,
             "frames_computed": self.cache.frames_computed,
         }
 
@@ -291,6 +296,8 @@ class ResponseExplorer:
             f"temporal score {span('temporal', ts)} &middot; "
             f"spatial weight {span('spatial', sw)} &middot; "
             f"peak (row, col) {span('peak', v['peak'])} &middot; "
+            f"map {span('range', '%.3f-%.3f' % v['map_range'])} on a 0-1 scale &middot; "
+            + (f"share on its part {span('part', '%.2f' % v['on_part'])} &middot; " if v["on_part"] is not None else "") +
             f"backbone passes {span('backbone', v['backbone_calls'])} "
             f"({v['frames_computed']} frames)</div>")
 
