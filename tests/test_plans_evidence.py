@@ -79,3 +79,11 @@ def test_the_reading_plans_change_one_thing():
     for runs in (maps, row8):
         heads = [r for r in runs if r.groups != ["trunk"]]
         assert len(heads) == 20 and {r.settings["model.variant"] for r in heads} == {3, 4}
+
+
+def test_the_adapt_plan_trains_layer4_on_the_quick_plans_trunks():
+    quick = [r.run_id for r in st.expand_plan(st.load_plan("quick")) if r.groups == ["trunk"]]
+    runs = st.expand_plan(st.load_plan("adapt"))
+    assert [r.run_id for r in runs if r.groups == ["trunk"]] == quick
+    heads = [build_config(r.params) for r in runs if r.groups != ["trunk"]]
+    assert len(heads) == 10 and {c.train.adapt for c in heads} == {"layer4"} and {c.model.variant for c in heads} == {3, 4}

@@ -112,6 +112,9 @@ class TrainConfig:
     # "finetune": the paper's end-to-end training of trunk and head. "head": the trunk is frozen, its
     # feature maps are computed once (fgra_core/engine/trunk_cache.py) and only the head trains on them.
     regime: Literal["finetune", "head"] = "finetune"
+    # head regime only: "layer4" also trains the trunk's last stage (ResNet layer4), on cached layer-3
+    # maps, so that the features can adapt (become part-selective); "none": the whole trunk frozen
+    adapt: Literal["none", "layer4"] = "none"
     epochs: int = 300
     P: int = 16
     K: int = 4
@@ -376,6 +379,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         value = getattr(s, knob)
         need(value is None or value >= 0, f"data.synthetic.{knob} must be >= 0 (or null: misalignment), got {value}")
 
+    need(cfg.train.adapt == "none" or cfg.train.regime == "head",
+         f"train.adapt={cfg.train.adapt!r} trains the trunk's last stage on cached maps, which only the head "
+         "regime has; expected train.regime: head (the fine-tune regime trains the whole trunk already)")
+    need(cfg.train.adapt == "none" or m.backbone.startswith("resnet"),
+         f"train.adapt={cfg.train.adapt!r} needs a ResNet trunk (its layer4), got model.backbone {m.backbone!r}")
     need(0 <= m.variant <= 8, f"model.variant must be a Table-2 row 1..8 (or 0, the untrained trunk), got {m.variant}")
     need(m.last_stride in (1, 2), f"model.last_stride must be 1 or 2, got {m.last_stride}")
     need(m.num_regions >= 1, f"model.num_regions must be at least 1, got {m.num_regions}")

@@ -37,6 +37,7 @@ from fgra_core.engine.convergence import convergence
 from fgra_core.engine.part_alignment import head_alignment
 from fgra_core.engine.trunk_cache import TrunkFeatures, load_or_build
 from fgra_core.eval.rank import evaluate_features
+from fgra_core.models.backbones import split_last_stage
 from fgra_core.models.fgra import weight_statistics
 from fgra_core.utils.errors import TrainingDivergedError
 from fgra_core.utils.io import atomic_torch_save, atomic_write_json, atomic_write_text, json_line, remove_stale_temps
@@ -79,14 +80,18 @@ def run_head(cfg: RunConfig, device: torch.device, *, show_progress: bool = True
     split = run_record.split_identities(ds)
     atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
     model = build_model(cfg, ds.num_train_pids)
-    trunk = model.backbone
+    trunk, stage = model.backbone, None
+    if cfg.train.adapt == "layer4":        # the cache holds layer-3 maps; layer4 trains with the head
+        trunk, stage = split_last_stage(trunk)
     t_cache = time.time()
     feats = load_or_build(ds, trunk, cfg.data.height, cfg.data.width, cache_dir=cfg.data.feature_cache_dir,
                           load_frames=lambda t: load_frames(t, data.cache),
-                          trunk_name=f"{cfg.model.backbone}/ls{cfg.model.last_stride}", device=device,
-                          show_progress=show_progress)
+                          trunk_name=f"{cfg.model.backbone}/ls{cfg.model.last_stride}" + ("/layer3" if stage else ""),
+                          device=device, show_progress=show_progress)
     cache_time = time.time() - t_cache
     model.backbone = torch.nn.Identity()   # frozen and no longer needed: the maps are cached
+    if stage is not None:
+        model.adapt_stage = stage          # saved with the head (adapt_stage.*), trained by its optimiser
     model.to(device)
     criterion = build_criterion(cfg, ds.num_train_pids, model).to(device)
 

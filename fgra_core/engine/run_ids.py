@@ -20,7 +20,8 @@ from fgra_core.engine.run_record import LOCATION_KEYS
 # settings added after runs were first recorded, with the value every earlier run had: at that value
 # they are left out of a run's identity, so that adding them keeps the ids of finished runs
 HASH_NEUTRAL: dict[str, Any] = {"train.epoch_mode": "groups", "data.augment_on": "auto",
-                                "data.synthetic.jitter": None, "data.synthetic.box_offset": None}
+                                "data.synthetic.jitter": None, "data.synthetic.box_offset": None,
+                                "train.adapt": "none"}
 
 
 def settings_hash(cfg: RunConfig | dict, length: int = 8) -> str:

@@ -59,6 +59,15 @@ class ResNetTrunk(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
+def split_last_stage(trunk: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """A ResNet trunk as (everything up to layer3, layer4): the frozen part whose maps a cache holds
+    and the last stage that trains with the head (``train.adapt: layer4``). The modules are shared."""
+    if not isinstance(trunk, ResNetTrunk):
+        raise ValueError(f"only a ResNet trunk has a last stage to adapt (layer4); got {type(trunk).__name__}")
+    front = nn.Sequential(trunk.conv1, trunk.bn1, trunk.relu, trunk.maxpool, trunk.layer1, trunk.layer2, trunk.layer3)
+    return front, trunk.layer4
+
+
 def _make_trunk(name: str) -> nn.Module:
     if name == "resnet50":
         return ResNetTrunk(torchvision.models.resnet50(weights=None))

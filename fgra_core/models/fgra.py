@@ -224,6 +224,7 @@ class FGRA(nn.Module):
         self.last_stride = last_stride
         self.feature_stride = feature_stride(last_stride)
         self.backbone, C = build_backbone(backbone, weights, last_stride)
+        self.adapt_stage: nn.Module | None = None   # head regime, train.adapt: the trunk's last stage on cached maps
         self.out_channels = C
         self.reduce_dim = int(reduce_dim) if reduce_dim else C // 2
         self.classifier_mode = classifier
@@ -311,7 +312,10 @@ class FGRA(nn.Module):
         """fmaps [B, N, C, h, w] (frame 0 of each clip is the reference frame) -> FGRAOutput.
 
         ``return_weights``: also the temporal weights, their normalised entropy and the spatial
-        weights (cheap; ``return_maps`` adds the response maps)."""
+        weights (cheap; ``return_maps`` adds the response maps). With an ``adapt_stage`` (the trunk's
+        last stage, trained with the head) ``fmaps`` are the maps before that stage."""
+        if self.adapt_stage is not None:
+            fmaps = self.adapt_stage(fmaps.flatten(0, 1)).unflatten(0, tuple(fmaps.shape[:2]))
         if fmaps.dim() != 5 or fmaps.shape[2] != self.out_channels:
             raise ValueError(f"expected fmaps [B, N, {self.out_channels}, h, w], got {tuple(fmaps.shape)}")
         B, N, C, H, W = fmaps.shape

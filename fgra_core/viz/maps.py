@@ -165,6 +165,9 @@ def load_model(run_dir: str | os.PathLike | None = None, device: str | torch.dev
     cfg = _run_config(folder, ckpt)
     state = ckpt["model"]
     head_only = ckpt.get("regime") == "head"   # a head-regime run: the trunk is its model.weights file
+    if head_only:   # train.adapt: the trained last stage replaces the trunk's own layer4
+        state = {("backbone.layer4." + k[len("adapt_stage."):] if k.startswith("adapt_stage.") else k): v
+                 for k, v in state.items()}
     if head_only:
         from fgra_core.engine.builders import build_model
 
