@@ -18,14 +18,15 @@
 #
 # This notebook shows the results committed with the repository (`results/<plan>/`,
 # `figures/<plan>/`) in seconds: the claims table, Table 2 with its spread over seeds, the Fig.-4
-# sweeps, the misalignment comparison, the readings and the Fig.-5 response maps. Nothing is
-# trained or evaluated here. `make study` regenerates every file it shows (about 20 minutes on a
+# sweeps, the part-consistency of the response maps against the ground-truth parts, rows 3 and 4
+# against the within-clip box errors, the readings and the Fig.-5 response maps. Nothing is
+# trained or evaluated here. `make study` regenerates every file it shows (under 30 minutes on a
 # 2-core laptop); `notebooks/tour.ipynb` walks through the pieces, and
 # `notebooks/response_maps.ipynb` opens the interactive region explorer.
 #
 # How to read the numbers: rank-1 and mAP are percentages; "±" is the standard deviation over
-# the seeds (population form, ddof = 0); the claims table gives 95% bootstrap intervals that resample seeds and
-# queries; error bars in the figures are the seeds' standard deviation unless the caption says
+# the seeds (population form, ddof = 0); the claims table gives 95% bootstrap intervals that resample the
+# trunks (one per seed) with their heads, and the queries; error bars in the figures are the seeds' standard deviation unless the caption says
 # otherwise.
 
 # %%

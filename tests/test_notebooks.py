@@ -108,7 +108,7 @@ def test_smoke_study_runs_every_notebook_and_writes_results(smoke_study):
     heads = [s for s in study.runs if "trunk" not in s.groups and "finetune" not in s.groups]
     assert 1 <= batches < len(heads) / 2   # several runs per notebook execution
     trunk = [s for s in study.runs if "trunk" in s.groups]
-    assert len(trunk) == 1 and (study.run_dir(trunk[0]) / "trunk.pt").is_file()
+    assert len(trunk) == 2 and all((study.run_dir(t) / "trunk.pt").is_file() for t in trunk)   # one per seed
     full = [s for s in study.runs if json.loads((study.run_dir(s) / "results.json").read_text())["variant"] >= 4]
     assert any((study.run_dir(s) / "response_maps_0.png").is_file() for s in full)
 
@@ -119,21 +119,26 @@ def test_smoke_study_writes_tables_and_figures(smoke_study):
 
     study, report = smoke_study
     res, fig = study.results_dir, study.figures_dir
-    for stem in ("table2_ablation", "table1_paper_vs_ours", "sweep_seq_len", "sweep_num_regions", "misalignment",
-                 "alignment_summary", "claims", "readings"):
+    for stem in ("table2_ablation", "table1_paper_vs_ours", "sweep_seq_len", "sweep_num_regions", "jitter",
+                 "alignment_summary", "claims", "readings", "part_consistency"):
         assert (res / f"{stem}.csv").is_file() and (res / f"{stem}.md").is_file(), stem
     t2 = pd.read_csv(res / "table2_ablation.csv")
     assert sorted(t2["variant"]) == sorted({s.settings["model.variant"] for s in study.runs if "ablation" in s.groups})
     assert "| 8. GB+RAM+TAS+CR+SA" in (res / "table2_ablation.md").read_text()
     assert "| 0. trunk, untrained" in (res / "table2_ablation.md").read_text()
     claims = pd.read_csv(res / "claims.csv")
-    assert {"T2.c", "X.a"} <= set(claims["id"]) and set(claims["rank1_verdict"]) <= {
-        "supported", "contradicted", "inconclusive"}
+    assert {"T2.c", "X.a", "F5.a", "F5.a@0", "F5.a@2"} <= set(claims["id"]) and set(claims["rank1_verdict"]) <= {
+        "supported", "contradicted", "inconclusive", "not exercised"}
+    assert (claims["trunks"] == 2).all() and claims["rank1_mde"].notna().all()
+    assert claims.set_index("id").loc["T2.c", "check"].startswith("PC - stripe")
     assert (claims["rank1_low"] <= claims["rank1_diff"]).all() and (claims["rank1_diff"] <= claims["rank1_high"]).all()
     assert "tas_source=bn" in (res / "readings.md").read_text()
-    assert pd.read_csv(res / "misalignment.csv")["misalignment"].tolist() == [0.0, 1.0]
+    assert pd.read_csv(res / "jitter.csv")["jitter"].tolist() == [0.0, 2.0]
+    pc = pd.read_csv(res / "part_consistency.csv")
+    assert sorted(pc["jitter"].unique()) == [0.0, 2.0] and pc["pc_stripe"].between(0, 1).all()
+    assert pc.loc[pc["variant"] >= 4, "pc_gam"].notna().all() and pc.loc[pc["variant"] < 4, "pc_gam"].isna().all()
     assert "ours" in (res / "table1_paper_vs_ours.md").read_text()
-    for stem in ("table2_synthetic", "learning_curves_synthetic", "sweep_seq_len", "sweep_num_regions", "misalignment"):
+    for stem in ("table2_synthetic", "learning_curves_synthetic", "sweep_seq_len", "sweep_num_regions", "jitter"):
         for ext in ("png", "pdf"):
             assert (fig / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext}"
     if (NOTEBOOKS / "response_maps.ipynb").is_file():
