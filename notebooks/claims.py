@@ -62,6 +62,13 @@ display(Markdown(md))
 
 # %%
 for (ds, regime), sub in ct.groupby(["dataset", "regime"], sort=False):
-    fig = figures.plot_claims(sub, title=f"Claims on {tables.DATASET_NAMES.get(ds, ds)} ({regime} regime): "
-                                         "rank-1 difference, 95% interval")
+    f5 = sub["id"].str.startswith("F5.")
+    name = tables.DATASET_NAMES.get(ds, ds)
+    fig = figures.plot_claims(sub[~f5], title=f"Claims on {name} ({regime} regime): rank-1 difference, 95% interval "
+                                              "(trunks x seeds x queries)")
     figures.save_figure(fig, figures_path / f"claims_{ds}_{regime}")
+    if f5.any():   # Fig. 5 as a claim: in part-consistency points, on its own axis
+        fig = figures.plot_claims(sub[f5], title=f"F5.a on {name} ({regime} regime): do the aligned regions follow "
+                                                 "their body part better than the fixed stripe?",
+                                  xlabel="part-consistency of the RAM maps - the fixed stripe's (points)")
+        figures.save_figure(fig, figures_path / f"claims_f5_{ds}_{regime}")

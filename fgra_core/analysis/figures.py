@@ -187,10 +187,11 @@ def plot_table2(t2: pd.DataFrame, dataset: str | None = None, title: str | None 
     return fig
 
 
-VERDICT_COLOURS = {"supported": "#1b7837", "contradicted": "#b2182b", "inconclusive": "#777777"}
+VERDICT_COLOURS = {"supported": "#1b7837", "contradicted": "#b2182b", "inconclusive": "#777777",
+                   "not exercised": "#8073ac"}
 
 
-def plot_claims(t: pd.DataFrame, score: str = "rank1", title: str | None = None):
+def plot_claims(t: pd.DataFrame, score: str = "rank1", title: str | None = None, xlabel: str | None = None):
     """Each claim's deciding difference with its 95% interval, coloured by verdict. An
     equivalence claim ("≈") is decided by its margin, not by 0: the ±margin is drawn on its row
     (a shaded band), and it is supported when the interval lies inside the band."""
@@ -213,9 +214,11 @@ def plot_claims(t: pd.DataFrame, score: str = "rank1", title: str | None = None)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y)
     ax.set_yticklabels([f"{r['id']} {r[f'{score}_part']}" for _, r in t.iterrows()], fontsize=8)
-    ax.set_xlabel(f"difference in {'rank-1' if score == 'rank1' else score} (points)")
+    ax.set_xlabel(xlabel or f"difference in {'rank-1' if score == 'rank1' else score} (points)")
     ax.grid(axis="x", alpha=0.3)
-    handles = [plt.Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLOURS.items()]
+    shown = set(t[f"{score}_verdict"])
+    handles = [plt.Line2D([], [], color=c, lw=2.5, label=v) for v, c in VERDICT_COLOURS.items()
+               if v in shown or v != "not exercised"]
     if has_margin:
         from matplotlib.patches import Patch
 
