@@ -25,8 +25,8 @@ from typing import Any, Iterable
 from fgra_core.config.schema import DATASETS
 from fgra_core.utils.errors import ConfigError, FGRAError
 
-# group names the aggregate notebooks read (notebooks/ablation.py, sweeps.py; tables.table1)
-KNOWN_GROUPS = ("ablation", "seq_len", "num_regions", "misalignment", "table1", "readings", "trunk")
+# group names the aggregate notebooks read (notebooks/ablation.py, sweeps.py, claims.py; tables.table1)
+KNOWN_GROUPS = ("ablation", "seq_len", "num_regions", "misalignment", "jitter", "table1", "readings", "trunk")
 # names a plan cannot take: results/<name>/ is where its tables go, results/runs/ holds the runs
 RESERVED_NAMES = ("runs",)
 
