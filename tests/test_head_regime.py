@@ -91,6 +91,10 @@ def test_units_group_head_runs_by_feature_cache_and_keep_jobs_busy():
     assert sorted(i for u in ids for i in u) == sorted(s.run_id for s in specs)
     assert all(len(u) <= 4 for u in ids) and ["f0"] in ids and ids[-1] == ["f0"]   # batches first
     assert st.units_of(specs, batch=1, jobs=2) == [[s] for s in specs]
+    # units of different caches alternate, so that two jobs do not wait for one cache
+    mixed = [_spec(f"a{i}") for i in range(8)] + [_spec(f"b{i}", mis=0.0) for i in range(8)]
+    order = [[s.run_id[0] for s in u] for u in st.units_of(mixed, batch=4, jobs=2)]
+    assert order == [["a"] * 4, ["b"] * 4, ["a"] * 4, ["b"] * 4]
 
 
 def test_plan_seeds_and_trunk_are_checked(tmp_path):

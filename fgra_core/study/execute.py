@@ -101,13 +101,16 @@ def units_of(pending: list[RunSpec], batch: int, jobs: int) -> list[list[RunSpec
         else:
             keyed.setdefault(key, []).append(spec)
     total = sum(len(v) for v in keyed.values())
-    batched: list[list[RunSpec]] = []
+    per_key: list[list[list[RunSpec]]] = []
     for specs in keyed.values():
         # split so that the jobs stay busy: about total/jobs runs per unit, at most `batch`
         size = max(1, min(batch, -(-total // max(1, jobs)), len(specs)))
         n = -(-len(specs) // size)
         size = -(-len(specs) // n)
-        batched.extend(specs[i:i + size] for i in range(0, len(specs), size))
+        per_key.append([specs[i:i + size] for i in range(0, len(specs), size)])
+    # round robin over the keys: units side by side build different feature caches instead of one
+    # waiting for the other's (a cache is built once, under a lock)
+    batched = [u for i in range(max((len(k) for k in per_key), default=0)) for k in per_key if i < len(k) for u in [k[i]]]
     return batched + units   # the cheap batches first: their results come in minutes
 
 
