@@ -14,7 +14,7 @@ def test_quick_e2e_is_the_quick_plan_in_the_fine_tune_regime():
     assert {g for r in e2e for g in r.groups} == {g for r in quick for g in r.groups}
     for r in e2e:
         cfg = build_config(r.params)
-        assert (cfg.device, cfg.train.regime, cfg.model.weights) == ("cuda", "finetune", "none")
+        assert (cfg.device, cfg.train.regime, cfg.model.weights) == ("auto", "finetune", "none")   # cuda when there is one
         assert cfg.data.synthetic.jitter in (0.0, 2.5) and cfg.data.synthetic.box_offset == 1.0
     # the same settings apart from the regime: the same variants, sweeps and jitter levels, 5 seeds each
     key = lambda r: (r.settings["model.variant"] if "model.variant" in r.settings else None,  # noqa: E731
