@@ -250,7 +250,7 @@ def make_study(tmp_path, plan, **kw) -> st.Study:
      "ilidsvid, prid2011"),
     (study_plan(groups={"ablaton": {"vary": {"model.variant": [3]}}}), ConfigError,
      "plan inputs (<dict>): group 'ablaton' is not a group the aggregate notebooks know; did you mean 'ablation'? "
-     "(known: ablation, seq_len, num_regions, misalignment, table1, readings, trunk; other names are kept as they are but feed no table)"),
+     "(known: ablation, seq_len, num_regions, misalignment, jitter, table1, readings, trunk; other names are kept as they are but feed no table)"),
     (study_plan(aggregates=["ablation", "sweep"]), ConfigError,
      "plan inputs (<dict>): unknown aggregate notebook(s) 'sweep'; expected names among "),
     (study_plan(datasets={"synthetic": {"splits": "3-1"}}), st.StudyError,
