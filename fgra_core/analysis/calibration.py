@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     import argparse
 
-    from fgra_core.utils.io import atomic_write_text
+    from fgra_core.utils.cli import emit
 
     parser = argparse.ArgumentParser(prog="python -m fgra_core.analysis.calibration",
                                      description="the second run of a study against the first run's intervals")
@@ -62,10 +62,7 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     t = compare(read_claims_csv(args.first), read_claims_csv(args.second))
     md = "## Calibration: the study run twice\n\n" + markdown(t, args.note)
-    if args.out:
-        atomic_write_text(args.out, md)
-    else:
-        print(md)
+    emit(md, args.out)
     return 0
 
 

@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     import argparse
 
-    from fgra_core.utils.io import atomic_write_text
+    from fgra_core.utils.cli import emit
 
     parser = argparse.ArgumentParser(prog="python -m fgra_core.analysis.claims",
                                      description="one table of the claims of several studies (their claims.csv)")
@@ -469,10 +469,7 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     found = {Path(folder).name: read_claims_csv(Path(folder) / "claims.csv") for folder in args.results}
     md = overview(found).to_markdown(index=False, disable_numparse=True) + "\n"
-    if args.out:
-        atomic_write_text(args.out, md)
-    else:
-        print(md)
+    emit(md, args.out)
     return 0
 
 

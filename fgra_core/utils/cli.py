@@ -52,3 +52,13 @@ def run_cli(body: Callable[[], int], *, interrupted: str) -> int:
         sys.stderr.write("\n" + interrupted + "\n")
         sys.stderr.flush()
         return EXIT_INTERRUPTED
+
+
+def emit(text: str, out: str | None) -> None:
+    """A command's result: written atomically to ``out`` when given, else printed."""
+    if out:
+        from fgra_core.utils.io import atomic_write_text
+
+        atomic_write_text(out, text)
+    else:
+        print(text)
