@@ -57,6 +57,7 @@ from fgra_core.analysis.stats import (
     INCONCLUSIVE,
     N_RESAMPLES,
     POWER,
+    STUDY_METHOD,
     StatsError,
     Term,
     combine,
@@ -70,6 +71,8 @@ EQUIVALENCE_T2 = 2.0    # "competitive": within 2 points of rank-1 (or mAP)
 EQUIVALENCE_F4 = 5.0    # "fluctuate within 5%"
 EQUIVALENCE_MARGINS = {"T2.e": EQUIVALENCE_T2, "F4.b": EQUIVALENCE_F4}   # the equivalence claims and their margins
 SCORES = ("rank1", "mAP")
+METHOD_TEXT = {"percentile": "percentile",
+               "t": "t (the bootstrap's standard error, t quantiles for the few trunks)"}
 
 
 class ClaimsError(StatsError):
@@ -271,7 +274,7 @@ def evaluate_claim(df: pd.DataFrame, claim: Claim, runs_dir: str | Path, *, n_re
         results = []
         for part in claim.parts:
             terms, trunks = _terms(df, part, Path(runs_dir), score, cache)
-            iv = interval(terms, n_resamples=n_resamples, trunks=trunks)
+            iv = interval(terms, n_resamples=n_resamples, trunks=trunks, method=STUDY_METHOD)
             results.append((part, iv, verdict(iv.low, iv.high, part.direction, part.margin)))
         overall = combine([v for _, _, v in results])
         # the part shown: the one that decides (a contradicting part, else the least supported one)
@@ -280,7 +283,7 @@ def evaluate_claim(df: pd.DataFrame, claim: Claim, runs_dir: str | Path, *, n_re
         row.update({f"{score}_part": part.label, f"{score}_diff": iv.estimate, f"{score}_low": iv.low,
                     f"{score}_high": iv.high, f"{score}_half_width": iv.half_width,
                     f"{score}_p_improve": iv.prob_improvement, f"{score}_verdict": overall,
-                    f"{score}_mde": minimum_detectable_effect(iv.se, part.direction, iv.confidence)})
+                    f"{score}_mde": minimum_detectable_effect(iv.se, part.direction, iv.confidence, units=iv.units)})
         row["seeds"], row["queries"], row["trunks"] = iv.seeds, iv.queries, iv.trunks or 1
     row.update(_check(df, claim, Path(runs_dir), n_resamples, cache))
     if row["check_pass"] is False:
@@ -304,7 +307,7 @@ def _check(df: pd.DataFrame, claim: Claim, runs_dir: Path, n_resamples: int, cac
         room = Part("headroom", ((1.0, {**sel, "_score": "pc_aligned"}), (-1.0, {**sel, "_score": "pc_stripe"})))
         try:
             terms, trunks = _terms(df, pc, runs_dir, "pc_gam", cache)
-            iv = interval(terms, n_resamples=n_resamples, trunks=trunks)
+            iv = interval(terms, n_resamples=n_resamples, trunks=trunks, method=STUDY_METHOD)
             headroom = float(sum(t.coef * np.nanmean(t.scores) for t in _terms(df, room, runs_dir, "", cache)[0]))
         except ClaimsError as exc:
             return {**out, "check": f"not measured ({exc})"}
@@ -382,8 +385,8 @@ def claims_markdown(t: pd.DataFrame) -> str:
         trunks = int(pd.to_numeric(sub.get("trunks", pd.Series([1])), errors="coerce").fillna(1).max())
         seeds = int(sub["seeds"].max())
         head = (f"**{ds}**{f' (`{data}`)' if data else ''}, {regime} regime: {seeds} seeds, {trunks} trunk(s), "
-                f"{int(sub['queries'].max())} queries, {int(CONFIDENCE * 100)}% bootstrap intervals over "
-                f"{sources_of_variance(trunks, seeds)} ({N_RESAMPLES} resamples). MDE: the smallest true "
+                f"{int(sub['queries'].max())} queries, {int(CONFIDENCE * 100)}% {METHOD_TEXT[STUDY_METHOD]} bootstrap "
+                f"intervals over {sources_of_variance(trunks, seeds)} ({N_RESAMPLES} resamples). MDE: the smallest true "
                 f"difference the plan would call supported with {POWER:.0%} probability (for ≈: the smallest "
                 f"margin it would confirm), from the bootstrap's standard error. F5.a rows are in "
                 f"part-consistency points (share of map mass on the part x 100), not rank-1. The check: "
