@@ -98,3 +98,26 @@ def test_bad_arguments():
         make_synthetic(styles_per_part=2, num_train_ids=10, num_test_ids=10, frames_per_tracklet=2)
     with pytest.raises(ValueError, match="frames_per_tracklet"):
         make_synthetic(num_train_ids=2, num_test_ids=2, frames_per_tracklet=(5, 2))
+
+
+def test_a_process_draws_one_synthetic_set_once_and_every_call_gets_its_own_lists():
+    from fgra_core.data import registry
+
+    registry._synthetic_memo.clear()
+    opts = dict(num_train_ids=3, num_test_ids=3, frames_per_tracklet=(4, 5), height=32, width=16, seed=11)
+    a = registry.build_dataset("synthetic", **opts)
+    b = registry.build_dataset("synthetic", **opts)
+    assert a is not b and a.train is not b.train and a.info is not b.info
+    assert all(x is y for x, y in zip(a.train + a.query, b.train + b.query))     # the drawn tracklets, shared
+    a.train.pop()
+    a.info["changed"] = True
+    c = registry.build_dataset("synthetic", **opts)
+    assert len(c.train) == len(b.train) and "changed" not in c.info              # a caller's edits stay its own
+    fresh = make_synthetic(**opts)
+    assert [t.pid for t in c.train] == [t.pid for t in fresh.train]
+    assert all(np.array_equal(x.frames, y.frames) for x, y in zip(c.gallery, fresh.gallery))
+    other = registry.build_dataset("synthetic", **{**opts, "seed": 12})
+    assert not np.array_equal(other.train[0].frames, c.train[0].frames)
+    for seed in (13, 14, 15):
+        registry.build_dataset("synthetic", **{**opts, "seed": seed})
+    assert len(registry._synthetic_memo) == registry.SYNTHETIC_MEMO_SIZE          # the oldest are dropped

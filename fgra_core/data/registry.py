@@ -1,7 +1,9 @@
 """``build_dataset(name, root, **options)``: one entry point for every dataset."""
 from __future__ import annotations
 
+import copy
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
@@ -27,10 +29,24 @@ def _prid2011(root, **options):
     return load_prid2011(root, **options)
 
 
+# the last drawn synthetic sets, by their options: the head runs of a batch (one process) draw the
+# same set, which takes seconds; each call gets its own lists and info, the tracklets are shared
+SYNTHETIC_MEMO_SIZE = 2
+_synthetic_memo: OrderedDict[str, VideoDataset] = OrderedDict()
+
+
 def _synthetic(root, **options):
     from fgra_core.data.datasets.synthetic import make_synthetic
 
-    return make_synthetic(**options)
+    key = repr(sorted(options.items()))
+    ds = _synthetic_memo.pop(key, None)
+    if ds is None:
+        ds = make_synthetic(**options)
+    _synthetic_memo[key] = ds
+    while len(_synthetic_memo) > SYNTHETIC_MEMO_SIZE:
+        _synthetic_memo.popitem(last=False)
+    return VideoDataset(ds.name, list(ds.train), list(ds.query), list(ds.gallery), ds.num_train_pids,
+                        copy.deepcopy(ds.info))
 
 
 def _layouts() -> dict[str, str]:

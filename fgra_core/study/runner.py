@@ -210,6 +210,37 @@ class Study:
                 export_trunk(self.run_dir(spec))
         return rest
 
+    def _trunk_key(self, spec: RunSpec) -> Path | None:
+        """The run folder of the plan's trunk that a run loads (``None``: it loads none)."""
+        if TRUNK_GROUP in spec.groups:
+            return self.run_dir(spec).resolve()
+        weights = spec.settings.get("model.weights")
+        if not isinstance(weights, str) or not weights.endswith(".pt"):
+            return None
+        return self._abs(Path(weights)).parent.resolve()
+
+    def _staged(self, pending: list[RunSpec], fn):
+        """Trunk runs first, ``jobs`` side by side; the head units of each trunk are queued when it is
+        done and its trunk file written (:func:`fgra_core.study.staged.map_staged`)."""
+        from fgra_core.engine.trunk_export import export_trunk
+        from fgra_core.study.staged import map_staged
+
+        waiting = {spec.run_id for spec in pending}
+        for spec in self.runs:   # trunks finished by an earlier call
+            if TRUNK_GROUP in spec.groups and spec.run_id not in waiting and is_finished(self.run_dir(spec)):
+                export_trunk(self.run_dir(spec))
+        trunks = [[spec] for spec in pending if TRUNK_GROUP in spec.groups]
+        followers: dict = {}
+        for unit in units_of([s for s in pending if TRUNK_GROUP not in s.groups], self.plan.batch, self.jobs):
+            followers.setdefault(self._trunk_key(unit[0]), []).append(unit)
+
+        def exported(unit, _results) -> None:
+            if is_finished(self.run_dir(unit[0])):
+                export_trunk(self.run_dir(unit[0]))
+
+        return map_staged(fn, trunks, followers, key=lambda unit: self._trunk_key(unit[0]), jobs=self.jobs,
+                          on_first=exported)
+
     def execute_runs(self, report: StudyReport) -> None:
         """Every run that is not finished yet, ``jobs`` notebook executions at a time, under one progress bar."""
         from tqdm.auto import tqdm
@@ -239,13 +270,15 @@ class Study:
 
         from fgra_core.study.executors import LocalExecutor
 
-        pending = self._execute_trunks(pending, done)
-        units = units_of(pending, self.plan.batch, self.jobs)
-        # local threads (each unit is its own kernel process; the threads only wait), one unit per GPU,
-        # or Slurm jobs: the executor gets a picklable top-level function of one unit
-        executor = self.executor or LocalExecutor(self.jobs)
         fn = functools.partial(execute_unit, run_fn=self.run_fn, batch_fn=self.batch_fn, project_dir=self.project_dir)
-        for unit, results in executor.map(fn, units):
+        if self.executor is None and any(TRUNK_GROUP in spec.groups for spec in pending):
+            work = self._staged(pending, fn)   # here: the heads of a trunk start as soon as it is done
+        else:
+            pending = self._execute_trunks(pending, done)
+            # local threads (each unit is its own kernel process; the threads only wait), one unit per
+            # GPU, or Slurm jobs: the executor gets a picklable top-level function of one unit
+            work = (self.executor or LocalExecutor(self.jobs)).map(fn, units_of(pending, self.plan.batch, self.jobs))
+        for unit, results in work:
             bar.set_postfix_str(unit[0].run_id, refresh=True)
             for spec, error in results:
                 done(spec, error)
