@@ -1,5 +1,7 @@
 """The calibration check: a second run's estimates against the first run's intervals."""
+import numpy as np
 import pandas as pd
+import pytest
 
 from fgra_core.analysis import calibration
 
@@ -24,3 +26,22 @@ def test_second_estimates_are_counted_inside_the_first_intervals(tmp_path):
     assert calibration.main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "c.md")]) == 0
     md = (tmp_path / "c.md").read_text()
     assert "**2 of 3 claims'" in md and "| **no**" in md
+
+
+def test_the_share_an_exact_interval_would_hold_by_hand():
+    # many units: P(|Z| < 1.96 / sqrt 2) = 0.834; 5 units (t interval): P(|T_4| < 2.776 / sqrt 2) = 0.879
+    assert calibration.expected_inside(None) == pytest.approx(0.8342, abs=1e-4)
+    assert calibration.expected_inside(5) == pytest.approx(0.879, abs=1e-3)
+    assert calibration.expected_inside(10_000) == pytest.approx(calibration.expected_inside(None), abs=1e-3)
+    rng = np.random.default_rng(3)    # by simulation: two independent 5-unit t intervals
+    x1, x2 = rng.normal(size=(2, 100_000, 5))
+    half = 2.7764451 * x1.std(axis=1, ddof=1) / np.sqrt(5)
+    inside = np.abs(x2.mean(axis=1) - x1.mean(axis=1)) <= half
+    assert inside.mean() == pytest.approx(calibration.expected_inside(5), abs=0.005)
+
+
+def test_the_summary_says_what_exact_intervals_would_hold():
+    first = _table([("a", 1.0, -1.0, 3.0, "inconclusive"), ("b", 4.0, 2.0, 6.0, "supported")]).assign(trunks=5)
+    second = _table([("a", 3.0, 1.0, 5.0, "supported"), ("b", 4.5, 2.0, 6.0, "supported")])
+    line = calibration.summary_line(calibration.compare(first, second))
+    assert line.startswith("2 of 2 claims'") and "over 5 trunks" in line and "probability 0.88: 1.8 of 2" in line
