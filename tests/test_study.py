@@ -346,6 +346,28 @@ def test_aggregates_get_json_safe_parameters_and_missing_notebooks_are_skipped(t
     assert "-v8-" in Path(params["run_dir"]).name and "mis1-" in Path(params["run_dir"]).name
 
 
+def test_aggregates_run_jobs_at_a_time_and_report_in_plan_order(tmp_path):
+    import threading
+
+    nb_dir = tmp_path / "nbs"
+    nb_dir.mkdir()
+    names = ["ablation", "sweeps", "paper_vs_ours"]
+    for name in names:
+        (nb_dir / f"{name}.ipynb").write_text("{}")
+    together = threading.Barrier(2, timeout=10)   # the first two notebooks must run side by side
+
+    def aggregate(name, params, out):
+        if name in ("ablation", "sweeps"):
+            together.wait()
+
+    plan = tiny_plan(aggregates=names)
+    study = st.Study(st.load_plan(plan), project_dir=tmp_path, run_fn=FakeRunner(), show_progress=False,
+                     aggregate_fn=aggregate, notebooks_dir=nb_dir, jobs=2)
+    report = study.run()
+    assert list(report.aggregates) == names
+    assert all(v.startswith("done") for v in report.aggregates.values()), report.aggregates
+
+
 # --------------------------------------------------------------------------- tables and figures
 
 

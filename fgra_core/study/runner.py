@@ -323,34 +323,39 @@ class Study:
             "smoke": bool(self.smoke),
         }
 
+    def _execute_aggregate(self, name: str) -> str:
+        """One aggregate notebook: ``"done (...)"``, ``"skipped: ..."`` or ``"failed: ..."``."""
+        nb = self.notebooks_dir / f"{name}.ipynb"
+        if not nb.is_file():
+            print(f"note: aggregate notebook {nb} does not exist; skipped")
+            return f"skipped: {nb} does not exist"
+        params = self.aggregate_params(name)
+        if params is None:
+            print(f"note: {name} skipped: no finished full-model (variant 8) run")
+            return "skipped: no finished full-model (variant 8) run to show"
+        out = self._abs(self.runs_dir) / AGGREGATE_DIR / self.plan.name / f"{name}.ipynb"
+        t0 = time.time()
+        try:
+            self.aggregate_fn(name, params, out)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            print(f"aggregate {name} failed: {error_summary(exc)}\n" + "\n".join(traceback_tail(exc, 15)))
+            return f"failed: {error_summary(exc)}"
+        return f"done ({time.time() - t0:.0f} s, executed notebook {out})"
+
     def execute_aggregates(self, report: StudyReport, names: list[str] | None = None) -> None:
         names = self.plan.aggregates if names is None else names
         if names:   # every output folder writable, before the first notebook starts (one line, not a traceback each)
             for folder in (self._abs(self.results_dir), self._abs(self.figures_dir),
                            self._abs(self.runs_dir) / AGGREGATE_DIR / self.plan.name):
                 check_writable_folder(folder, f"the aggregate notebooks of plan {self.plan.name}")
+        from fgra_core.study.executors import LocalExecutor
+
+        # the aggregate notebooks read the runs and write files of their own: `jobs` side by side
+        outcomes = dict(LocalExecutor(self.jobs).map(self._execute_aggregate, list(names)))
         for name in names:
-            nb = self.notebooks_dir / f"{name}.ipynb"
-            if not nb.is_file():
-                report.aggregates[name] = f"skipped: {nb} does not exist"
-                print(f"note: aggregate notebook {nb} does not exist; skipped")
-                continue
-            params = self.aggregate_params(name)
-            if params is None:
-                report.aggregates[name] = "skipped: no finished full-model (variant 8) run to show"
-                print(f"note: {name} skipped: no finished full-model (variant 8) run")
-                continue
-            out = self._abs(self.runs_dir) / AGGREGATE_DIR / self.plan.name / f"{name}.ipynb"
-            t0 = time.time()
-            try:
-                self.aggregate_fn(name, params, out)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                report.aggregates[name] = f"failed: {error_summary(exc)}"
-                print(f"aggregate {name} failed: {error_summary(exc)}\n" + "\n".join(traceback_tail(exc, 15)))
-                continue
-            report.aggregates[name] = f"done ({time.time() - t0:.0f} s, executed notebook {out})"
+            report.aggregates[name] = outcomes[name]
         figures_dir = self._abs(self.figures_dir)
         if figures_dir.is_dir():
             from fgra_core.analysis.figures import compact_pngs
