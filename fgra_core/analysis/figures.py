@@ -198,7 +198,7 @@ def plot_claims(t: pd.DataFrame, score: str = "rank1", title: str | None = None,
     from fgra_core.analysis.claims import EQUIVALENCE_MARGINS
 
     t = t.iloc[::-1]
-    fig, ax = plt.subplots(figsize=(9.0, 0.42 * len(t) + 1.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(t) + 1.6), constrained_layout=True)
     y = list(range(len(t)))
     has_margin = False
     for yi, (_, r) in zip(y, t.iterrows()):
@@ -223,7 +223,7 @@ def plot_claims(t: pd.DataFrame, score: str = "rank1", title: str | None = None,
         from matplotlib.patches import Patch
 
         handles.append(Patch(color="#1b7837", alpha=0.2, label="equivalence margin (≈ claims)"))
-    fig.legend(handles=handles, fontsize=7, loc="outside right upper")   # beside the axes: it hides no interval
+    fig.legend(handles=handles, fontsize=7, loc="outside lower center", ncols=3)   # below the axes: it hides no interval
     if title:
         ax.set_title(title, fontsize=9)
     return fig
