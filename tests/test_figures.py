@@ -52,4 +52,4 @@ def test_sweep_error_bars_and_the_claims_figure_margins():
     assert len(bands) == 1                               # the ±2 band of T2.e only
     (x0, _), (x1, _) = bands[0].get_paths()[0].get_extents().get_points()
     assert (round(x0, 6), round(x1, 6)) == (-2.0, 2.0)
-    assert "equivalence margin (≈ claims)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "equivalence margin (≈ claims)" in [t.get_text() for t in fig.legends[0].get_texts()]   # below the axes
