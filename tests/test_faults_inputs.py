@@ -179,11 +179,8 @@ def test_train_command_line_gives_one_error_line(tmp_path, case):
 def test_ctrl_c_during_training_is_one_line_and_status_130(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(tiny_run(tmp_path / "run", train={"epochs": 200})))
-    # a background job of a non-interactive shell (how CI may start) inherits SIGINT ignored: the
-    # child gets the default disposition back, as a run started from a terminal has it
     proc = subprocess.Popen([sys.executable, "-m", "fgra_core.train", "--config", str(path), "--no-progress"],
-                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "run" / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 1):

@@ -45,7 +45,7 @@ with ``se`` the bootstrap's standard error (the standard bootstrap interval of E
 interval, 95% coverage at n = 5 where the percentile interval has about 80%
 (``tests/test_stats_t.py``); at n = 5 it is 3.10 se from the estimate on each side. The expanded
 percentile interval (the same factor, read as a level of the bootstrap distribution) was set aside:
-a bootstrap distribution of 5 units has no tail at 3.1 se, and its coverage is about 89%. The
+a bootstrap distribution of 5 units has almost no mass 3.1 se out, so it stays short of 95%. The
 study's claims use ``STUDY_METHOD = "t"``.
 
 **Minimum detectable effect** (a power analysis from the bootstrap's standard error, normal
