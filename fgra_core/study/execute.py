@@ -26,10 +26,23 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
 
 # --------------------------------------------------------------------------- execution
 
+def execute_in(input_path: Path, output_path: Path, *, project_dir: Path, **kwargs) -> None:
+    """``papermill.execute_notebook`` with the kernel started in ``project_dir``.
+
+    papermill's own ``cwd=`` changes the working directory of the whole process for the length of
+    the execution, and restores it on exit; with executions side by side (threads), one restoring
+    it while another starts its kernel, that kernel starts in the wrong folder and the run's
+    relative paths (a trunk file, the runs folder) name nothing. Here the process's working
+    directory is never touched: the kernel is given its folder (nbclient's ``resources``)."""
+    import papermill as pm
+
+    pm.execute_notebook(str(input_path), str(output_path), kernel_name="python3", progress_bar=False,
+                        extra_arguments=KERNEL_ARGS, resources={"metadata": {"path": str(project_dir)}},
+                        **kwargs)
+
 
 def papermill_run(spec: RunSpec, *, notebooks_dir: Path, project_dir: Path) -> None:
     """Execute ``train_evaluate`` for one run; the executed notebook and a log go to its folder."""
-    import papermill as pm
 
     run_dir = Path(spec.params["run_dir"])
     if not run_dir.is_absolute():
@@ -38,10 +51,8 @@ def papermill_run(spec: RunSpec, *, notebooks_dir: Path, project_dir: Path) -> N
     with open(run_dir / "run.log", "a", encoding="utf-8") as log:
         log.write(f"--- {now()} run {spec.run_id}\n")
         log.flush()
-        pm.execute_notebook(
-            str(notebooks_dir / f"{RUN_NOTEBOOK}.ipynb"), str(run_dir / f"{RUN_NOTEBOOK}.ipynb"),
-            parameters=spec.params, kernel_name="python3", cwd=str(project_dir), progress_bar=False,
-            stdout_file=log, stderr_file=log, extra_arguments=KERNEL_ARGS)
+        execute_in(notebooks_dir / f"{RUN_NOTEBOOK}.ipynb", run_dir / f"{RUN_NOTEBOOK}.ipynb",
+                   project_dir=project_dir, parameters=spec.params, stdout_file=log, stderr_file=log)
 
 
 
@@ -50,7 +61,6 @@ def papermill_batch(specs: list[RunSpec], *, notebooks_dir: Path, project_dir: P
                     show_progress: bool = False) -> None:
     """Execute ``train_evaluate_batch`` for several runs; the executed notebook goes to the first run's
     folder, a log line to each run's ``run.log``."""
-    import papermill as pm
 
     dirs = []
     for spec in specs:
@@ -63,11 +73,9 @@ def papermill_batch(specs: list[RunSpec], *, notebooks_dir: Path, project_dir: P
     runs = [{"config": s.params["config"], "overrides": s.params["overrides"], "run_dir": s.params["run_dir"]}
             for s in specs]
     with open(dirs[0] / "batch.log", "a", encoding="utf-8") as log:
-        pm.execute_notebook(
-            str(notebooks_dir / f"{BATCH_NOTEBOOK}.ipynb"), str(dirs[0] / f"{BATCH_NOTEBOOK}.ipynb"),
-            parameters={"runs": runs, "show_progress": bool(show_progress), "num_threads": int(num_threads)},
-            kernel_name="python3", cwd=str(project_dir), progress_bar=False, stdout_file=log, stderr_file=log,
-            extra_arguments=KERNEL_ARGS)
+        execute_in(notebooks_dir / f"{BATCH_NOTEBOOK}.ipynb", dirs[0] / f"{BATCH_NOTEBOOK}.ipynb",
+                   project_dir=project_dir, stdout_file=log, stderr_file=log,
+                   parameters={"runs": runs, "show_progress": bool(show_progress), "num_threads": int(num_threads)})
 
 
 def batch_key(spec: RunSpec) -> tuple | None:
@@ -115,12 +123,9 @@ def units_of(pending: list[RunSpec], batch: int, jobs: int) -> list[list[RunSpec
 
 
 def papermill_aggregate(name: str, params: dict, *, notebooks_dir: Path, out_path: Path, project_dir: Path) -> None:
-    import papermill as pm
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(notebooks_dir / f"{name}.ipynb"), str(out_path), parameters=params,
-                        kernel_name="python3", cwd=str(project_dir), progress_bar=False,
-                        extra_arguments=KERNEL_ARGS)
+    execute_in(notebooks_dir / f"{name}.ipynb", out_path, project_dir=project_dir, parameters=params)
 
 
 def execute_one(spec: RunSpec, *, run_fn: Callable[[RunSpec], Any], project_dir: str | os.PathLike) -> str | None:
