@@ -73,6 +73,28 @@ def test_efficient_matches_reference(shape, train, chunk):
         torch.testing.assert_close(getattr(bn_eff, key), getattr(bn_ref, key), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_frozen_features_get_no_gradient_and_the_others_are_the_same(chunk):
+    """The head regime: the cached trunk maps need no gradient, so none is computed for them, and
+    the gradients of the templates and of BN's affine parameters are bit-for-bit those of a run
+    that also computes F's."""
+    shape = SHAPES[0]
+    fmaps, templates = _inputs(shape)
+    frozen = fmaps.detach()
+    bn = _bn(shape[2]).train(True)
+    out_all, g_all = _run(gam_efficient, fmaps, templates, copy.deepcopy(bn), region_chunk=chunk)
+    out = gam_efficient(frozen, templates, copy.deepcopy(bn), return_maps=True, region_chunk=chunk)
+    g = torch.Generator().manual_seed(7)
+    wa = torch.randn(out.aligned.shape, generator=g, dtype=torch.float64)
+    ws = torch.randn(out.scores.shape, generator=g, dtype=torch.float64)
+    loss = (out.aligned * wa).sum() + (out.scores * ws).sum()
+    grads = torch.autograd.grad(loss, [templates])
+    assert torch.equal(out.aligned, out_all.aligned) and torch.equal(out.scores, out_all.scores)
+    assert g_all[1].abs().sum() > 0
+    assert torch.equal(grads[0], g_all[1])
+    assert frozen.grad is None
+
+
 def test_running_stats_follow_batchnorm_over_steps_and_cumulative_momentum():
     shape = (2, 3, 4, 3, 2, 2)
     for momentum in (0.1, None):

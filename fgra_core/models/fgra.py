@@ -23,11 +23,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fgra_core.models.backbones import build_backbone, feature_stride
 from fgra_core.models.gam import GAM
+from fgra_core.models.stripes import stripe_pool
 from fgra_core.utils.errors import ConfigError
 
 __all__ = ["FGRA", "FGRAOutput", "VariantSpec", "VARIANTS", "TRUNK_ONLY", "get_variant", "weight_statistics"]
@@ -337,13 +337,13 @@ class FGRA(nn.Module):
 
         if v.local is not None:
             if v.local == "stripe":
-                stripes = F.adaptive_avg_pool2d(fmaps.flatten(0, 1), (R, 1))      # [B*N, C, R, 1]
+                stripes = stripe_pool(fmaps.flatten(0, 1), R)                    # [B*N, C, R, 1]
                 region = stripes.reshape(B, N, C, R).transpose(2, 3)              # [B, N, R, C]
                 tw = region.new_full((B, N, R), 1.0 / N)
                 fs = region.mean(dim=1)                                           # [B, R, C]
             else:
                 lmaps = self.frame_proj(fmaps.flatten(0, 1)).unflatten(0, (B, N)) if hasattr(self, "frame_proj") else fmaps
-                ref = F.adaptive_avg_pool2d(fmaps[:, 0], (R, 1))                  # [B, C, R, 1]
+                ref = stripe_pool(fmaps[:, 0], R)                                 # [B, C, R, 1]
                 if self.template_mode == "shared":
                     templates = self.template_conv(ref).flatten(2).transpose(1, 2)  # [B, R, C']
                 else:

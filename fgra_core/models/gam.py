@@ -131,7 +131,7 @@ def _torch_forward(fmaps, a, k, return_maps: bool, chunk: int):
         sig.mul_(Fx)
         aligned[:, :, r0:r1] = sig.mean(dim=(3, 4))
         del sig
-    return aligned, scores, maps
+    return aligned, scores, maps, Fx
 
 
 class _AlignFunction(torch.autograd.Function):
@@ -142,12 +142,15 @@ class _AlignFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, fmaps, a, k, return_maps: bool, chunk: int, kernel: str):
+        fx = None
         if kernel == "triton":
             aligned, scores = gam_triton.align_forward(fmaps, a, k)
             maps = _torch_forward(fmaps, a, k, True, chunk)[2] if return_maps else None
         else:
-            aligned, scores, maps = _torch_forward(fmaps, a, k, return_maps, chunk)
-        ctx.save_for_backward(fmaps, a, k)
+            aligned, scores, maps, fx = _torch_forward(fmaps, a, k, return_maps, chunk)
+        # the channel-contiguous copy of F is kept for backward (the size of F) instead of made again
+        ctx.save_for_backward(fmaps if fx is None else fx, a, k)
+        ctx.fmaps_shape, ctx.fmaps_dtype = fmaps.shape, fmaps.dtype
         ctx.chunk = chunk
         ctx.kernel = kernel
         ctx.dtype = aligned.dtype
@@ -159,19 +162,21 @@ class _AlignFunction(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_aligned, grad_scores, *_unused):
-        fmaps, a, k = ctx.saved_tensors
+        saved, a, k = ctx.saved_tensors
         if ctx.kernel == "triton":
-            grad_f, grad_a, grad_k = gam_triton.align_backward(fmaps, a, k, grad_aligned, grad_scores)
+            grad_f, grad_a, grad_k = gam_triton.align_backward(saved, a, k, grad_aligned, grad_scores)
             return grad_f, grad_a.to(a.dtype), grad_k.to(k.dtype), None, None, None
-        B, N, C, H, W = fmaps.shape
+        B, N, C, H, W = ctx.fmaps_shape
         R = a.shape[1]
         dtype, chunk = ctx.dtype, ctx.chunk
         inv_hw = 1.0 / (H * W)
-        Fx = _channels_inner(fmaps, dtype)                                 # [B, N, 1, H, W, C]
+        Fx = saved                                                         # [B, N, 1, H, W, C]
         gA = (grad_aligned * inv_hw).to(dtype)
         gS = (grad_scores * inv_hw).to(dtype)
-        grad_f = torch.zeros(B, N, H, W, C, dtype=dtype, device=fmaps.device)
-        grad_a = torch.empty(B, R, C, dtype=dtype, device=fmaps.device)
+        # F's gradient only when F needs one (cached trunk maps, the head regime, need none)
+        want_f = ctx.needs_input_grad[0]
+        grad_f = torch.zeros(B, N, H, W, C, dtype=dtype, device=Fx.device) if want_f else None
+        grad_a = torch.empty(B, R, C, dtype=dtype, device=Fx.device)
         grad_k = torch.empty_like(grad_a)
         for r0 in range(0, R, chunk):
             r1 = min(R, r0 + chunk)
@@ -180,8 +185,9 @@ class _AlignFunction(torch.autograd.Function):
             gAr = gA[:, :, r0:r1, None, None, :]
             gSr = gS[:, :, r0:r1, None, None, :]
             sig = torch.addcmul(kr, ar, Fx).sigmoid_()                     # recomputed, [B, N, r, H, W, C]
-            for j in range(r1 - r0):                                       # d aligned / d F (direct term)
-                grad_f.addcmul_(sig[:, :, j], gAr[:, :, j])
+            if want_f:
+                for j in range(r1 - r0):                                   # d aligned / d F (direct term)
+                    grad_f.addcmul_(sig[:, :, j], gAr[:, :, j])
             dz = torch.addcmul(gSr, Fx, gAr)                               # dL/d sigmoid
             dz.mul_(sig)
             sig.neg_().add_(1.0)
@@ -190,11 +196,13 @@ class _AlignFunction(torch.autograd.Function):
             torch.mul(dz, Fx, out=sig)
             grad_a[:, r0:r1] = sig.sum(dim=(1, 3, 4))
             del sig
-            for j in range(r1 - r0):                                       # through z = a F + k
-                grad_f.addcmul_(dz[:, :, j], ar[:, :, j])
+            if want_f:
+                for j in range(r1 - r0):                                   # through z = a F + k
+                    grad_f.addcmul_(dz[:, :, j], ar[:, :, j])
             del dz
-        grad_f = grad_f.permute(0, 1, 4, 2, 3).contiguous()               # back to [B, N, C, H, W]
-        return grad_f.to(fmaps.dtype), grad_a.to(a.dtype), grad_k.to(k.dtype), None, None, None
+        if want_f:
+            grad_f = grad_f.permute(0, 1, 4, 2, 3).contiguous().to(ctx.fmaps_dtype)   # back to [B, N, C, H, W]
+        return grad_f, grad_a.to(a.dtype), grad_k.to(k.dtype), None, None, None
 
 
 def _pick_kernel(kernel: str, fmaps: torch.Tensor) -> str:
