@@ -10,7 +10,7 @@ from fgra_core.study.notebook_params import build_config
 def test_quick_e2e_is_the_quick_plan_in_the_fine_tune_regime():
     quick = [r for r in st.expand_plan(st.load_plan("quick")) if "trunk" not in r.groups]
     e2e = st.expand_plan(st.load_plan("quick-e2e"))
-    assert len(e2e) == len(quick) == 95
+    assert len(e2e) == len(quick) == 83
     assert {g for r in e2e for g in r.groups} == {g for r in quick for g in r.groups}
     for r in e2e:
         cfg = build_config(r.params)

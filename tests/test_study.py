@@ -147,10 +147,12 @@ def test_shipped_plans_expand(tmp_path):
     groups = {g for r in quick for g in r.groups}
     assert groups == {"trunk", "ablation", "seq_len", "num_regions", "jitter"}
     assert sorted({r.settings["model.variant"] for r in quick if "ablation" in r.groups}) == list(range(0, 9))
-    # one trunk per seed, then 19 settings x 5 seeds (9 rows, 2 + 2 sweep values, 6 rows at jitter 0):
-    # every claim's runs share their seeds
+    # one trunk per seed, then 13 settings x 5 seeds (9 rows, 2 + 2 sweep values) and 6 rows at
+    # jitter 0 x 3 seeds: every claim's runs share their seeds (those at jitter 0 the first three)
     trunks, heads = quick[:5], quick[5:]
-    assert all(r.groups == ["trunk"] for r in trunks) and len(heads) == 19 * 5
+    assert all(r.groups == ["trunk"] for r in trunks) and len(heads) == 13 * 5 + 6 * 3
+    jitter0 = [r for r in heads if r.settings["data.synthetic.jitter"] == 0.0]
+    assert len(jitter0) == 18 and {r.settings["train.seed"] for r in jitter0} == {0, 1, 2}
     assert [r.settings["train.seed"] for r in trunks] == [0, 1, 2, 3, 4]
     assert all(r.settings["train.regime"] == "head" for r in heads)
     trunk_of = {r.settings["train.seed"]: str(Path(r.params["run_dir"]) / "trunk.pt") for r in trunks}
