@@ -179,15 +179,24 @@ def test_train_command_line_gives_one_error_line(tmp_path, case):
 def test_ctrl_c_during_training_is_one_line_and_status_130(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(tiny_run(tmp_path / "run", train={"epochs": 200})))
+    # A process started with SIGINT ignored keeps it ignored, and Python then never raises
+    # KeyboardInterrupt: a background job of a non-interactive shell (`bash .ci/run &`) inherits it
+    # so. The child gets the default disposition back, as a run started from a terminal has it.
     proc = subprocess.Popen([sys.executable, "-m", "fgra_core.train", "--config", str(path), "--no-progress"],
-                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = tmp_path / "run" / "metrics.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 1):
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+                            cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        metrics = tmp_path / "run" / "metrics.jsonl"
+        deadline = time.time() + 240
+        while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 1):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:     # a failed assertion leaves no training process behind
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines() == [cli_errors.RESUME_TRAIN]
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
