@@ -45,3 +45,17 @@ def test_the_summary_says_what_exact_intervals_would_hold():
     second = _table([("a", 3.0, 1.0, 5.0, "supported"), ("b", 4.5, 2.0, 6.0, "supported")])
     line = calibration.summary_line(calibration.compare(first, second))
     assert line.startswith("2 of 2 claims'") and "over 5 trunks" in line and "probability 0.88: 1.8 of 2" in line
+
+
+def test_claims_over_fewer_trunks_count_with_their_own_probability():
+    # 3 trunks: P(|T_2| < 4.303 / sqrt 2) = 0.5 + ... by the closed form of the t_2 cdf,
+    # F(t) = 1/2 + t / (2 sqrt(2 + t^2)): two-sided 2 t / (2 sqrt(2 + t^2)) at t = 3.0427 -> 0.9068
+    t3 = 4.302653 / 2 ** 0.5
+    assert calibration.expected_inside(3) == pytest.approx(t3 / (2 + t3 ** 2) ** 0.5, abs=1e-4)
+    first = _table([("a", 1.0, -1.0, 3.0, "inconclusive"), ("b", 4.0, 2.0, 6.0, "supported"),
+                    ("c", 0.0, -1.0, 1.0, "inconclusive")]).assign(trunks=[5, 5, 3])
+    second = _table([("a", 1.0, -1.0, 3.0, "inconclusive"), ("b", 4.0, 2.0, 6.0, "supported"),
+                     ("c", 0.0, -1.0, 1.0, "inconclusive")])
+    line = calibration.summary_line(calibration.compare(first, second))
+    expected = 2 * calibration.expected_inside(5) + calibration.expected_inside(3)
+    assert f"{expected:.1f} of 3" in line and "0.88 over 5 trunks (2 claims), 0.91 over 3 trunks (1 claim)" in line

@@ -84,6 +84,12 @@ def test_each_seed_with_its_own_trunk_puts_the_trunk_in_the_interval(tmp_path):
     assert (t["trunks"] == 5).all()
     md = claims.claims_markdown(t)
     assert "5 trunk(s)" in md and "each seed trains its own trunk" in md
+    fewer = t.copy()
+    fewer.loc[fewer["id"] == "T2.c", "trunks"] = 3       # a claim whose runs are on three of the five seeds
+    md3 = claims.claims_markdown(fewer)
+    assert "5 trunk(s) (3 for the claims marked so" in md3
+    assert [line for line in md3.splitlines() if line.startswith("| T2.c")][0].count("(3 trunks)") == 1
+    assert sum("(3 trunks)" in line for line in md3.splitlines()) == 1 and "(3 trunks)" not in md
     one = claims.claims_table(_study(tmp_path / "b", True, 0.2, per_seed_trunks=False), tmp_path / "b", n_resamples=2000)
     assert (one["trunks"] == 1).all() and "the trunk's own variance is not in these intervals" in claims.claims_markdown(one)
 

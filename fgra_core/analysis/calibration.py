@@ -48,10 +48,20 @@ def summary_line(t: pd.DataFrame) -> str:
     line = (f"{int(t['inside'].sum())} of {n} claims' second estimates fall inside the first run's 95% interval; "
             f"{int(t['same_verdict'].sum())} of {n} verdicts are the same")
     if "trunks" in t and n:
-        units = int(pd.to_numeric(t["trunks"], errors="coerce").fillna(1).max())
-        if units >= 2:
-            line += (f" (exact intervals over {units} trunks would hold an independent second run's estimate with "
-                     f"probability {expected_inside(units):.2f}: {expected_inside(units) * n:.1f} of {n})")
+        units = pd.to_numeric(t["trunks"], errors="coerce").fillna(1).astype(int)
+        if units.min() >= 2:
+            # each claim's own probability, over its own number of trunks, summed
+            expected = sum(expected_inside(int(u)) for u in units)
+            counts = {int(u): int((units == u).sum()) for u in sorted(units.unique(), reverse=True)}
+            probs = ", ".join(f"{expected_inside(u):.2f} over {u} trunks ({k} claim{'s' if k != 1 else ''})"
+                              for u, k in counts.items())
+            if units.nunique() == 1:
+                probs = f"{expected_inside(int(units.iloc[0])):.2f}"
+                line += (f" (exact intervals over {int(units.iloc[0])} trunks would hold an independent second run's "
+                         f"estimate with probability {probs}: {expected:.1f} of {n})")
+            else:
+                line += (f" (exact intervals would hold an independent second run's estimate with probability "
+                         f"{probs}: {expected:.1f} of {n})")
     return line
 
 

@@ -382,9 +382,13 @@ def claims_markdown(t: pd.DataFrame) -> str:
         return "_No claim could be evaluated: the study has not run the compared variants._\n"
     parts = []
     for (ds, data, regime), sub in t.groupby(["dataset", "data", "regime"], sort=False, dropna=False):
-        trunks = int(pd.to_numeric(sub.get("trunks", pd.Series([1])), errors="coerce").fillna(1).max())
+        per_claim = pd.to_numeric(sub.get("trunks", pd.Series([1] * len(sub), index=sub.index)),
+                                  errors="coerce").fillna(1).astype(int)
+        trunks = int(per_claim.max())
         seeds = int(sub["seeds"].max())
-        head = (f"**{ds}**{f' (`{data}`)' if data else ''}, {regime} regime: {seeds} seeds, {trunks} trunk(s), "
+        fewer = (f" ({int(per_claim.min())} for the claims marked so: their runs are on fewer seeds)"
+                 if per_claim.min() < trunks else "")
+        head = (f"**{ds}**{f' (`{data}`)' if data else ''}, {regime} regime: {seeds} seeds, {trunks} trunk(s){fewer}, "
                 f"{int(sub['queries'].max())} queries, {int(CONFIDENCE * 100)}% {METHOD_TEXT[STUDY_METHOD]} bootstrap "
                 f"intervals over {sources_of_variance(trunks, seeds)} ({N_RESAMPLES} resamples). MDE: the smallest true "
                 f"difference the plan would call supported with {POWER:.0%} probability (for ≈: the smallest "
@@ -393,9 +397,10 @@ def claims_markdown(t: pd.DataFrame) -> str:
                 f"PC - stripe of the runs with the mechanism (must exclude 0 from above) and the headroom "
                 f"(must be >= {mechanism.HEADROOM_MIN:g}); when it fails the verdict is *not exercised*.")
         rows = []
-        for _, r in sub.iterrows():
+        for i, r in sub.iterrows():
+            few = f" ({per_claim[i]} trunks)" if per_claim[i] < trunks else ""
             rows.append({"claim": f"{r['id']} {r['claim']}",
-                         "compared": r["rank1_part"] + (f" (1 of {r['parts']})" if r["parts"] > 1 else ""),
+                         "compared": r["rank1_part"] + (f" (1 of {r['parts']})" if r["parts"] > 1 else "") + few,
                          "Δ rank-1 [95% CI] (± half-width)": _ci(r, "rank1"), "MDE": _mde(r, "rank1"),
                          "P(improve)": f"{r['rank1_p_improve']:.2f}",
                          "verdict (rank-1)": f"**{_verdict_text(r, 'rank1')}**",
