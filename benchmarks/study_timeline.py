@@ -39,7 +39,7 @@ def _read(run: Path) -> dict | None:
     return {"run": run.name, "unit": m.group(1) if m else run.name, "head": "-head-" in run.name,
             "start": dt.datetime.fromisoformat(first.split()[1]), "end": dt.datetime.fromisoformat(status["finished_at"]),
             "cache_s": float(cache.get("seconds", 0.0)), "train_s": float(results.get("train_time_s", 0.0)),
-            "eval_s": float(results.get("eval_time_s", 0.0)), "groups": status.get("groups", [])}
+            "eval_s": float(results.get("eval_time_s", 0.0))}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,15 +53,15 @@ def summary_line(t: pd.DataFrame) -> str:
             # each claim's own probability, over its own number of trunks, summed
             expected = sum(expected_inside(int(u)) for u in units)
             counts = {int(u): int((units == u).sum()) for u in sorted(units.unique(), reverse=True)}
-            probs = ", ".join(f"{expected_inside(u):.2f} over {u} trunks ({k} claim{'s' if k != 1 else ''})"
-                              for u, k in counts.items())
-            if units.nunique() == 1:
-                probs = f"{expected_inside(int(units.iloc[0])):.2f}"
-                line += (f" (exact intervals over {int(units.iloc[0])} trunks would hold an independent second run's "
-                         f"estimate with probability {probs}: {expected:.1f} of {n})")
+            if len(counts) == 1:
+                (u,) = counts
+                over, probs = f" over {u} trunks", f"{expected_inside(u):.2f}"
             else:
-                line += (f" (exact intervals would hold an independent second run's estimate with probability "
-                         f"{probs}: {expected:.1f} of {n})")
+                over = ""
+                probs = ", ".join(f"{expected_inside(u):.2f} over {u} trunks ({k} claim{'s' if k != 1 else ''})"
+                                  for u, k in counts.items())
+            line += (f" (exact intervals{over} would hold an independent second run's estimate with probability "
+                     f"{probs}: {expected:.1f} of {n})")
     return line
 
 

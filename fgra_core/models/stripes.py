@@ -1,8 +1,8 @@
 """Horizontal stripes of a feature map: ``stripe_pool(x, R)`` = ``F.adaptive_avg_pool2d(x, (R, 1))``.
 
-On a CPU, ``adaptive_avg_pool2d`` to ``(R, 1)`` costs several milliseconds on the head regime's
-small maps ([64, 512, 4, 2] -> 4.6 ms against 0.5 ms here, ``benchmarks/bench_head_step.py``),
-because its kernel works one tiny plane at a time. When the stripes tile the map (``H % R == 0``)
+On a CPU, ``adaptive_avg_pool2d`` to ``(R, 1)`` is slow on the head regime's small maps (its kernel
+works one tiny plane at a time): it took about a quarter of a row-3 head step, which this makes
+0.74 times as long (``benchmarks/bench_head_step.py --against``, ``benchmarks/README.md``). When the stripes tile the map (``H % R == 0``)
 the same numbers come from a few whole-tensor additions in the kernel's own order: the window's
 elements summed one after the other, row by row, then divided by its height and by its width
 (for ``R == 1`` the kernel takes the mean over the map, and so does this). The result is equal bit

@@ -43,7 +43,6 @@ def execute_in(input_path: Path, output_path: Path, *, project_dir: Path, **kwar
 
 def papermill_run(spec: RunSpec, *, notebooks_dir: Path, project_dir: Path) -> None:
     """Execute ``train_evaluate`` for one run; the executed notebook and a log go to its folder."""
-
     run_dir = Path(spec.params["run_dir"])
     if not run_dir.is_absolute():
         run_dir = project_dir / run_dir
@@ -55,13 +54,10 @@ def papermill_run(spec: RunSpec, *, notebooks_dir: Path, project_dir: Path) -> N
                    project_dir=project_dir, parameters=spec.params, stdout_file=log, stderr_file=log)
 
 
-
-
 def papermill_batch(specs: list[RunSpec], *, notebooks_dir: Path, project_dir: Path, num_threads: int = 0,
                     show_progress: bool = False) -> None:
     """Execute ``train_evaluate_batch`` for several runs; the executed notebook goes to the first run's
     folder, a log line to each run's ``run.log``."""
-
     dirs = []
     for spec in specs:
         run_dir = Path(spec.params["run_dir"])
